@@ -1,0 +1,1 @@
+"""Shared helpers: errors, the single TensorFlow/tf_keras import point, atomic file output."""

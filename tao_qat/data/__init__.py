@@ -1,0 +1,1 @@
+"""Data: KITTI/COCO labels, TFRecord conversion, the tf.data input pipeline, synthetic data."""

@@ -1,0 +1,1 @@
+"""Evaluation (numpy): matching, Pascal VOC AP, reports and precision/recall plots."""

@@ -1,0 +1,1 @@
+"""Training targets and costs: bbox rasterizer, bbox encoding, cost functions, auto-weighting."""

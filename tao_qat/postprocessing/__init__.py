@@ -1,0 +1,1 @@
+"""Postprocessing (numpy): grid decoding, DBSCAN / NMS / HYBRID clustering, filters."""

@@ -1,0 +1,1 @@
+"""Spec files: the TAO-compatible .proto schema, text-format loader and validation."""

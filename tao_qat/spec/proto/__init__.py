@@ -1,0 +1,1 @@
+"""Generated protobuf modules (``*_pb2.py``) of the TAO-compatible spec schema."""

@@ -1,0 +1,1 @@
+"""Training: trainer, learning-rate schedules, checkpoints and resume, distribution."""
