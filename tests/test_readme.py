@@ -1,8 +1,9 @@
 """The README's set-up commands and CI's test command must agree."""
 
 import re
+from pathlib import Path
 
-from conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _readme_commands():

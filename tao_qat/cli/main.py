@@ -19,6 +19,9 @@ from tao_qat.common.errors import QatError
 COMMANDS = {
     "validate_spec": "tao_qat.cli.validate_spec:validate_spec",
     "dataset_convert": "tao_qat.cli.dataset_convert:dataset_convert",
+    "train": "tao_qat.cli.train:train",
+    "evaluate": "tao_qat.cli.evaluate:evaluate",
+    "inference": "tao_qat.cli.inference:inference",
 }
 
 _state = {"verbose": False}
@@ -73,7 +76,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     prefix = "qat" + (f" {_command_name(argv)}" if _command_name(argv) else "")
     try:
-        cli.main(args=argv, prog_name="qat", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="qat", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -95,7 +98,7 @@ def main(argv=None):
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
         _report(prefix, f"internal error: {type(exc).__name__}: {exc} (rerun with --verbose)", 1)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _report(prefix, message, exit_code):
