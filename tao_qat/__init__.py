@@ -1,3 +1,3 @@
-"""tao_qat: NVIDIA TAO DetectNet_v2 workflow with quantization-aware training, without containers."""
+"""tao_qat: TAO DetectNet_v2 workflow with quantization-aware training, without containers."""
 
 __version__ = "0.1.0"
