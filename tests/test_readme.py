@@ -9,7 +9,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def _readme_commands():
     text = (REPO_ROOT / "README.md").read_text()
     block = re.search(r"```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)
-    return [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    lines = [line.strip() for line in block.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def test_readme_top_has_exactly_two_setup_commands():

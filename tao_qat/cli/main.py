@@ -7,6 +7,8 @@ stderr and exit non-zero; ``-v/--verbose`` (on the group or the command) adds th
 """
 
 import importlib
+import logging
+import os
 import sys
 import traceback
 
@@ -22,6 +24,8 @@ COMMANDS = {
     "train": "tao_qat.cli.train:train",
     "evaluate": "tao_qat.cli.evaluate:evaluate",
     "inference": "tao_qat.cli.inference:inference",
+    "prune": "tao_qat.cli.prune:prune",
+    "calibration_tensorfile": "tao_qat.cli.calibration_tensorfile:calibration_tensorfile",
 }
 
 _state = {"verbose": False}
@@ -31,6 +35,8 @@ def set_verbose(ctx, param, value):
     """click callback for ``-v/--verbose``: remember that tracebacks may be shown."""
     if value:
         _state["verbose"] = True
+        os.environ["TAO_QAT_VERBOSE"] = "1"
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     return value
 
 

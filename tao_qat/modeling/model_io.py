@@ -5,16 +5,24 @@ layers from TF function names, i.e. it can run whatever a file author put there 
 trials.md). ``load_model_file`` therefore reads the model config JSON with h5py first and
 refuses any layer class outside an allow-list of built-in layers plus our custom objects, and
 any nested object whose ``module`` would be imported from outside Keras, before Keras sees the
-file. Encrypted TAO files (``.tlt`` / ``key``) are not supported yet.
+file. With a key (``-k``), files are encrypted (``tao_qat.common.crypto``): they are built and
+read in memory, so the plain model never touches the disk, and the same checks apply.
 """
 
+import contextlib
+import io
 import json
 import logging
 import warnings
 from pathlib import Path
 
-from tao_qat.common.errors import DataError, UsageError
+from tao_qat.common import crypto
+from tao_qat.common.errors import DataError
 from tao_qat.common.fileio import atomic_path, check_writable_output
+
+# Re-exported for non-Keras model files (e.g. ONNX): atomic, encrypted when a key is given.
+save_bytes = crypto.save_bytes
+load_bytes = crypto.load_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -66,27 +74,36 @@ def _custom_objects(custom_objects):
     return {**CUSTOM_OBJECTS, **(custom_objects or {})}
 
 
-def check_encryption(path, key):
-    """Raise UsageError for encrypted (.tlt) files or a key: not supported yet."""
-    if key is not None or Path(path).suffix == ".tlt":
-        raise UsageError(f"{path}: encrypted models (.tlt / key) are not supported yet")
+@contextlib.contextmanager
+def open_hdf5(path, key=None, missing="model file not found"):
+    """Yield a read-only ``h5py.File`` of ``path``, decrypted in memory when it is encrypted.
 
-
-def read_model_config(path):
-    """Return the model config dict stored in a Keras HDF5 file, without running Keras.
-
-    Raises DataError naming the file if it is missing, not HDF5, or holds no model graph.
+    Raises DataError ("<path>: <missing>") when the file does not exist, DataError when it is
+    not HDF5 or the key is wrong, UsageError when it is encrypted and no key is given.
     """
     import h5py
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: model file not found")
+        raise DataError(f"{path}: {missing}")
+    source = io.BytesIO(crypto.load_bytes(path, key)) if crypto.is_encrypted(path) else path
+    if source is path and crypto.normalize_key(key) is not None:
+        logger.warning("%s: is not encrypted; reading it without the key", path)
     try:
-        with h5py.File(path, "r") as handle:
-            raw = handle.attrs.get("model_config")
+        handle = h5py.File(source, "r")
     except OSError as err:
-        raise DataError(f"{path}: not a readable HDF5 model file ({err})") from None
+        hint = (
+            "; files encrypted by NVIDIA TAO use another format and cannot be read"
+            if path.suffix in (".tlt", ".etlt")
+            else ""
+        )
+        raise DataError(f"{path}: not a readable HDF5 model file ({err}{hint})") from None
+    with handle:
+        yield handle
+
+
+def _model_config_of(handle, path):
+    raw = handle.attrs.get("model_config")
     if raw is None:
         raise DataError(f"{path}: holds no model graph (a weights-only file?)")
     if isinstance(raw, bytes):
@@ -98,6 +115,18 @@ def read_model_config(path):
     if not isinstance(config, dict) or "class_name" not in config:
         raise DataError(f"{path}: model_config is not a Keras model description")
     return config
+
+
+def read_model_config(path, key=None):
+    """Return the model config dict stored in a Keras HDF5 file, without running Keras.
+
+    Args:
+        path: plain or encrypted .hdf5 / .tlt file; key: passphrase of an encrypted file.
+
+    Raises DataError naming the file if it is missing, not HDF5, or holds no model graph.
+    """
+    with open_hdf5(path, key) as handle:
+        return _model_config_of(handle, path)
 
 
 def _iter_layers(model_entry):
@@ -172,35 +201,51 @@ def load_model_file(path, custom_objects=None, key=None):
     """Load a Keras .hdf5 model after checking its config; never runs code from the file.
 
     Args:
-        path: .hdf5 (or .h5 full-model) file written by ``save_model`` or TAO.
+        path: .hdf5 (or .h5 full-model) file written by ``save_model`` or TAO; encrypted
+            files (any extension) are recognised by their header.
         custom_objects: extra trusted {class name: class}, e.g. QAT layers.
-        key: encryption key of a .tlt file; not supported yet (UsageError if given).
+        key: passphrase of an encrypted file (UsageError if it is encrypted and key is empty;
+            DataError if the key is wrong); ignored with a warning for a plain file.
 
     Returns:
         keras.Model, uncompiled (optimizer state and losses are never deserialized).
     """
-    check_encryption(path, key)
-    config = read_model_config(path)
-    check_model_config_safe(config, path, custom_objects)
-    from tao_qat.common.tensorflow_setup import keras
+    with open_hdf5(path, key) as handle:
+        check_model_config_safe(_model_config_of(handle, path), path, custom_objects)
+        from tao_qat.common.tensorflow_setup import keras
 
-    try:
-        return keras.models.load_model(
-            str(path), custom_objects=_custom_objects(custom_objects), compile=False
-        )
-    except (ValueError, TypeError, KeyError, OSError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"{path}: cannot load the model ({message})") from None
+        try:
+            return keras.models.load_model(
+                handle, custom_objects=_custom_objects(custom_objects), compile=False
+            )
+        except (ValueError, TypeError, KeyError, OSError) as err:
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DataError(f"{path}: cannot load the model ({message})") from None
 
 
-def save_model(model, path, force=False):
+def _save_h5(model, target):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
+        model.save(target, include_optimizer=False, save_format="h5")
+
+
+def save_model(model, path, force=False, key=None):
     """Write ``model`` to ``path`` as Keras HDF5 (no optimizer), atomically; return the Path.
 
+    With a non-empty ``key`` the HDF5 bytes are built in memory and written encrypted
+    (``tao_qat.common.crypto``), whatever the extension of ``path``.
     Raises OutputExistsError if ``path`` exists and ``force`` is false.
     """
+    import h5py
+
     path = check_writable_output(path, force)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
-        model.save(str(tmp), include_optimizer=False, save_format="h5")
-    logger.info("saved model %s to %s", model.name, path)
+    if crypto.normalize_key(key) is None:
+        with atomic_path(path) as tmp:
+            _save_h5(model, str(tmp))
+    else:
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as handle:
+            _save_h5(model, handle)
+        crypto.save_bytes(path, buffer.getvalue(), key=key, force=True)
+    logger.info("saved model %s to %s%s", model.name, path, " (encrypted)" if key else "")
     return path

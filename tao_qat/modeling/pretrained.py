@@ -3,7 +3,8 @@
 TAO §2: ``.h5`` -> weights by layer name; ``.hdf5`` -> weights copied layer by layer where
 the shapes match (TAO skips mismatches silently; we log them); ``load_graph: true`` -> the
 saved graph itself (e.g. a pruned model) with the spec's regularizer re-applied and the heads
-checked. Weights are read with h5py, so no code stored in the file is ever run.
+checked. Weights are read with h5py, so no code stored in the file is ever run. Encrypted files
+(``-k``) are decrypted in memory (``model_io.open_hdf5``).
 """
 
 import dataclasses
@@ -18,7 +19,7 @@ from tao_qat.modeling.detectnet import (
     build_model,
     freeze_block_ids,
 )
-from tao_qat.modeling.model_io import check_encryption, load_model_file
+from tao_qat.modeling.model_io import load_model_file, open_hdf5
 from tao_qat.modeling.regularizers import build_regularizer
 from tao_qat.modeling.rewrite import apply_training_options
 
@@ -38,19 +39,16 @@ def _decode(value):
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def read_layer_weights(path):
+def read_layer_weights(path, key=None):
     """Return {layer name: [np.ndarray, ...]} from a Keras HDF5 full-model or weights file.
 
-    Arrays come in the order Keras saved them (``layer.weights``). Raises DataError naming the
-    file when it is missing or not a Keras HDF5 file.
+    Arrays come in the order Keras saved them (``layer.weights``). ``key``: passphrase of an
+    encrypted file. Raises DataError naming the file when it is missing or not a Keras HDF5
+    file (or the key is wrong), UsageError when it is encrypted and no key is given.
     """
-    import h5py
-
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: pretrained model file not found")
     try:
-        with h5py.File(path, "r") as handle:
+        with open_hdf5(path, key, missing="pretrained model file not found") as handle:
             group = handle.get("model_weights", handle)
             if "layer_names" not in group.attrs:
                 raise DataError(f"{path}: holds no Keras layer weights")
@@ -108,9 +106,9 @@ def copy_weights_by_name(model, layer_weights, source="pretrained file"):
 
 
 def load_pretrained_weights(model, path, key=None):
-    """Copy weights from ``path`` (.h5 weights or .hdf5 model) into ``model`` by layer name."""
-    check_encryption(path, key)
-    return copy_weights_by_name(model, read_layer_weights(path), source=str(path))
+    """Copy weights from ``path`` (.h5 weights or .hdf5 model, plain or encrypted with ``key``)
+    into ``model`` by layer name."""
+    return copy_weights_by_name(model, read_layer_weights(path, key), source=str(path))
 
 
 def head_problems(model, num_classes):
@@ -182,7 +180,7 @@ def build_or_load_model(model_config, regularizer_config, num_classes, input_sha
     Args:
         model_config: ModelConfig message; regularizer_config: RegularizerConfig or None.
         num_classes: number of target classes; input_shape: (H, W, C).
-        key: encryption key; not supported yet (UsageError if given).
+        key: passphrase of encrypted pretrained files (None / "" = plain files).
     """
     path = model_config.pretrained_model_file
     if not path:

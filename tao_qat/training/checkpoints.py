@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tao_qat.common.errors import DataError
-from tao_qat.common.fileio import atomic_path
 from tao_qat.common.tensorflow_setup import keras, tf
+from tao_qat.modeling.model_io import save_model
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def hdf5_checkpoint_path(results_dir, epoch):
     return Path(results_dir) / f"model.epoch-{epoch}.hdf5"
 
 
-def save_checkpoint(results_dir, epoch, objects, model=None, keep=2, is_chief=True):
+def save_checkpoint(results_dir, epoch, objects, model=None, keep=2, is_chief=True, key=None):
     """Write the resumable checkpoint of ``epoch`` (and the user .hdf5 of ``model``).
 
     Args:
@@ -96,6 +96,8 @@ def save_checkpoint(results_dir, epoch, objects, model=None, keep=2, is_chief=Tr
         is_chief: False on non-chief workers of a multi-worker run: every worker must call this
             (saving reads sync-on-read variables collectively) but non-chief workers write to a
             throwaway temp folder.
+        key: passphrase encrypting ``model.epoch-<E>.hdf5`` (``-k``); the resumable TF
+            checkpoint stays plain (it is an internal file of the results folder).
     Returns:
         the ``CheckpointInfo`` written (None on non-chief workers).
     """
@@ -114,8 +116,7 @@ def save_checkpoint(results_dir, epoch, objects, model=None, keep=2, is_chief=Tr
     for stale in Path(results_dir).glob(".model.epoch-*.hdf5.*"):  # atomic_path temp, killed
         stale.unlink(missing_ok=True)
     if model is not None:
-        with atomic_path(hdf5_checkpoint_path(results_dir, epoch)) as tmp:
-            _save_hdf5(model, tmp)
+        save_model(model, hdf5_checkpoint_path(results_dir, epoch), force=True, key=key)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}epoch-{epoch}-", dir=root))
     try:
         _write_checkpoint_files(tmp_dir, epoch, objects)
@@ -274,7 +275,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         save_hdf5: also write ``model.epoch-<E>.hdf5``.
         hdf5_model: the Keras model written to the .hdf5 (e.g. the bare detector when ``fit``
             runs a training wrapper around it); default: the model being fit.
-        is_chief: see ``save_checkpoint``.
+        is_chief, key: see ``save_checkpoint``.
     """
 
     def __init__(
@@ -287,6 +288,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         save_hdf5=True,
         hdf5_model=None,
         is_chief=True,
+        key=None,
     ):
         super().__init__()
         self.results_dir = Path(results_dir)
@@ -297,6 +299,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.save_hdf5 = save_hdf5
         self.hdf5_model = hdf5_model
         self.is_chief = is_chief
+        self.key = key
         self.last_saved = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -312,4 +315,5 @@ class CheckpointCallback(keras.callbacks.Callback):
             model=model,
             keep=self.keep,
             is_chief=self.is_chief,
+            key=self.key,
         )

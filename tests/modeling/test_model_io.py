@@ -127,8 +127,9 @@ def test_bad_files_raise_data_error_naming_them(tmp_path, tiny_model):
         load_model_file(weights_only)
 
 
-def test_encrypted_models_are_not_supported_yet(tmp_path):
-    with pytest.raises(UsageError, match="encrypted models .* are not supported yet"):
-        load_model_file(tmp_path / "model.hdf5", key="nvidia_tlt")
-    with pytest.raises(UsageError, match="encrypted models"):
-        load_model_file(tmp_path / "model.tlt")
+def test_encrypted_model_needs_its_key(tiny_model, tmp_path):
+    # Full coverage of encryption: tests/reliability/test_reliability_encryption.py.
+    path = save_model(tiny_model, tmp_path / "model.tlt", key="nvidia_tlt")
+    with pytest.raises(UsageError, match=r"model.tlt: is encrypted; give -k/--key$"):
+        load_model_file(path)
+    assert load_model_file(path, key="nvidia_tlt").output_names == ["output_cov", "output_bbox"]
