@@ -12,8 +12,9 @@ from tao_qat.cli.main import verbose_option
 @click.option("-m", "--model_path", "model", type=click.Path(exists=True, dir_okay=False),
               help="Model to evaluate (.hdf5, or .onnx with -f onnx).")
 @click.option("-f", "--framework", default=None,
-              type=click.Choice(["tlt", "onnx"]),
-              help="Model format: tlt (.hdf5) or onnx (ONNX Runtime, FP32 or Q/DQ INT8); "
+              type=click.Choice(["tlt", "onnx", "tensorrt"]),
+              help="Model format: tlt (.hdf5), onnx (ONNX Runtime, FP32 or Q/DQ INT8) or tensorrt "
+              "(.engine); "
               "default: from the file suffix.")
 @click.option("-k", "--key", default=None, help="Passphrase of an encrypted model.")
 @click.option("--use_training_set", is_flag=True, help="Evaluate on the training split.")

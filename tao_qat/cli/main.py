@@ -26,6 +26,7 @@ COMMANDS = {
     "inference": "tao_qat.cli.inference:inference",
     "prune": "tao_qat.cli.prune:prune",
     "calibration_tensorfile": "tao_qat.cli.calibration_tensorfile:calibration_tensorfile",
+    "convert": "tao_qat.cli.convert:convert",
 }
 
 _state = {"verbose": False}

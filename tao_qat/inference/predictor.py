@@ -58,8 +58,8 @@ def load_predictor(model_path, framework=None, key=None):
     Args:
         model_path: .hdf5 Keras model (framework "tlt", TAO's name for its own models) or an
             exported .onnx model (framework "onnx", FP32 or Q/DQ INT8, run by ONNX Runtime).
-        framework: "tlt" or "onnx" (TensorRT engines arrive with the deployment issue);
-            None: from the file suffix (``framework_of``).
+        framework: "tlt", "onnx" or "tensorrt" (a serialized .engine/.trt, needs TensorRT and
+            an NVIDIA GPU); None: from the file suffix (``framework_of``).
         key: passphrase of an encrypted model (see modeling.model_io).
     """
     framework = framework or framework_of(model_path)
@@ -71,4 +71,8 @@ def load_predictor(model_path, framework=None, key=None):
         from tao_qat.inference.onnx_predictor import OnnxPredictor
 
         return OnnxPredictor(model_path)
-    raise UsageError(f"-f/--framework {framework}: not supported (supported: tlt, onnx)")
+    if framework == "tensorrt":
+        from tao_qat.inference.tensorrt_predictor import TensorRTPredictor
+
+        return TensorRTPredictor(model_path)
+    raise UsageError(f"-f/--framework {framework}: not supported (supported: tlt, onnx, tensorrt)")

@@ -68,10 +68,20 @@ CODE_LAYER_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 SAFE_MODULE_ROOTS = ("keras", "tf_keras", "builtins")
 
 
-def _custom_objects(custom_objects):
+def _custom_objects(custom_objects, config=None):
+    """Our custom layers, the QAT layers when ``config`` (a model config) contains any (TFMOT
+    is imported only then: about 2 s), and the caller's ``custom_objects``."""
     from tao_qat.modeling.layers import CUSTOM_OBJECTS
 
-    return {**CUSTOM_OBJECTS, **(custom_objects or {})}
+    found = dict(CUSTOM_OBJECTS)
+    if config is not None:
+        from tao_qat.quantization.naming import quantized_layers_in_config
+
+        if quantized_layers_in_config(config):
+            from tao_qat.quantization.layers import QAT_CUSTOM_OBJECTS
+
+            found.update(QAT_CUSTOM_OBJECTS)
+    return {**found, **(custom_objects or {})}
 
 
 @contextlib.contextmanager
@@ -139,6 +149,11 @@ def _iter_layers(model_entry):
         config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         name = config.get("name", layer.get("name", "?"))
         yield name, layer.get("class_name"), config
+        inner = config.get("layer")  # wrappers (e.g. QAT) hold the wrapped layer's entry
+        while isinstance(inner, dict):
+            inner_config = inner.get("config") if isinstance(inner.get("config"), dict) else {}
+            yield f"{name}/{inner_config.get('name', '?')}", inner.get("class_name"), inner_config
+            inner = inner_config.get("layer")
         if layer.get("class_name") in CONTAINER_CLASSES:
             yield from _iter_layers(layer)
 
@@ -174,7 +189,7 @@ def check_model_config_safe(config, path, custom_objects=None):
         path: file name used in the message.
         custom_objects: extra {class name: class} the caller trusts (ours are always allowed).
     """
-    custom_names = set(_custom_objects(custom_objects))
+    custom_names = set(_custom_objects(custom_objects, config))
     allowed = SAFE_LAYER_CLASSES | CONTAINER_CLASSES | custom_names
     if config.get("class_name") not in CONTAINER_CLASSES | custom_names:
         raise DataError(f"{path}: top-level object {config.get('class_name')!r} is not a model")
@@ -211,12 +226,13 @@ def load_model_file(path, custom_objects=None, key=None):
         keras.Model, uncompiled (optimizer state and losses are never deserialized).
     """
     with open_hdf5(path, key) as handle:
-        check_model_config_safe(_model_config_of(handle, path), path, custom_objects)
+        config = _model_config_of(handle, path)
+        check_model_config_safe(config, path, custom_objects)
         from tao_qat.common.tensorflow_setup import keras
 
         try:
             return keras.models.load_model(
-                handle, custom_objects=_custom_objects(custom_objects), compile=False
+                handle, custom_objects=_custom_objects(custom_objects, config), compile=False
             )
         except (ValueError, TypeError, KeyError, OSError) as err:
             message = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -144,6 +144,13 @@ def replace_heads(model, num_classes, regularizer=None):
 def _load_graph(model_config, regularizer, num_classes, input_shape, key):
     path = model_config.pretrained_model_file
     model = load_model_file(path, key=key)
+    from tao_qat.quantization.naming import is_qat_config
+
+    if is_qat_config(model.get_config()):
+        raise SpecError(
+            f"model_config.pretrained_model_file: {path} is already quantized (QAT); load_graph "
+            "needs a float model (an interrupted QAT run resumes by re-running its command)"
+        )
     channels = model.input_shape[-1]
     if channels != input_shape[-1]:
         raise DataError(

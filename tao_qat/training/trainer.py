@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tao_qat.common.errors import OutputExistsError, UsageError
+from tao_qat.common.errors import OutputExistsError, SpecError, UsageError
 from tao_qat.common.fileio import atomic_write_text
 from tao_qat.spec.defaults import input_shape, target_class_names, validation_epochs
 from tao_qat.spec.loader import load_experiment_spec, read_spec_text
@@ -102,6 +102,28 @@ def _resolve_model_file(experiment, spec_dir):
         experiment.model_config.pretrained_model_file = str(Path(spec_dir) / path)
 
 
+def quantize_for_training(detector, training_config):
+    """The QAT model of the float ``detector`` (``training_config.enable_qat``, reference §6).
+
+    Raises SpecError when the model is already quantized or an excluded layer does not exist.
+    """
+    from tao_qat.quantization import QuantizationPolicy, create_qat_model, is_qat_model
+
+    if is_qat_model(detector):
+        raise SpecError(
+            "model_config.pretrained_model_file: the model is already quantized (QAT); "
+            "enable_qat needs a float model"
+        )
+    policy = QuantizationPolicy(
+        per_channel_weights=not training_config.qat_per_tensor_weights,
+        excluded_layers=tuple(training_config.qat_excluded_layers),
+    )
+    try:
+        return create_qat_model(detector, policy)
+    except UsageError as err:
+        raise SpecError(f"training_config.qat_excluded_layers: {err}") from None
+
+
 def run_train(options):
     """Train as the spec says; return a TrainResult. See the module docstring."""
     experiment = load_experiment_spec(options.spec_path)
@@ -165,6 +187,8 @@ def run_train(options):
             experiment.model_config, training.regularizer, len(class_names), shape,
             key=options.key,
         )
+        if training.enable_qat:
+            detector = quantize_for_training(detector, training)
         cost = DetectNetCost.from_spec(experiment.cost_function_config, class_names)
         schedule = build_learning_rate_schedule(
             training.learning_rate, steps, num_epochs,

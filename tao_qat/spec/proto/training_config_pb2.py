@@ -29,7 +29,7 @@ from tao_qat.spec.proto import regularizer_config_pb2 as tao__qat_dot_spec_dot_p
 from tao_qat.spec.proto import visualizer_config_pb2 as tao__qat_dot_spec_dot_proto_dot_visualizer__config__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(tao_qat/spec/proto/training_config.proto\x12\x0ctao_qat.spec\x1a,tao_qat/spec/proto/cost_scaling_config.proto\x1a-tao_qat/spec/proto/learning_rate_config.proto\x1a)tao_qat/spec/proto/optimizer_config.proto\x1a+tao_qat/spec/proto/regularizer_config.proto\x1a*tao_qat/spec/proto/visualizer_config.proto\"\xfd\x02\n\x0eTrainingConfig\x12\x1a\n\x12\x62\x61tch_size_per_gpu\x18\x01 \x01(\r\x12\x12\n\nnum_epochs\x18\x02 \x01(\r\x12\x37\n\rlearning_rate\x18\x03 \x01(\x0b\x32 .tao_qat.spec.LearningRateConfig\x12\x34\n\x0bregularizer\x18\x04 \x01(\x0b\x32\x1f.tao_qat.spec.RegularizerConfig\x12\x30\n\toptimizer\x18\x05 \x01(\x0b\x32\x1d.tao_qat.spec.OptimizerConfig\x12\x35\n\x0c\x63ost_scaling\x18\x06 \x01(\x0b\x32\x1f.tao_qat.spec.CostScalingConfig\x12\x1b\n\x13\x63heckpoint_interval\x18\x07 \x01(\r\x12\x12\n\nenable_qat\x18\x08 \x01(\x08\x12\x32\n\nvisualizer\x18\t \x01(\x0b\x32\x1e.tao_qat.spec.VisualizerConfigb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(tao_qat/spec/proto/training_config.proto\x12\x0ctao_qat.spec\x1a,tao_qat/spec/proto/cost_scaling_config.proto\x1a-tao_qat/spec/proto/learning_rate_config.proto\x1a)tao_qat/spec/proto/optimizer_config.proto\x1a+tao_qat/spec/proto/regularizer_config.proto\x1a*tao_qat/spec/proto/visualizer_config.proto\"\xbc\x03\n\x0eTrainingConfig\x12\x1a\n\x12\x62\x61tch_size_per_gpu\x18\x01 \x01(\r\x12\x12\n\nnum_epochs\x18\x02 \x01(\r\x12\x37\n\rlearning_rate\x18\x03 \x01(\x0b\x32 .tao_qat.spec.LearningRateConfig\x12\x34\n\x0bregularizer\x18\x04 \x01(\x0b\x32\x1f.tao_qat.spec.RegularizerConfig\x12\x30\n\toptimizer\x18\x05 \x01(\x0b\x32\x1d.tao_qat.spec.OptimizerConfig\x12\x35\n\x0c\x63ost_scaling\x18\x06 \x01(\x0b\x32\x1f.tao_qat.spec.CostScalingConfig\x12\x1b\n\x13\x63heckpoint_interval\x18\x07 \x01(\r\x12\x12\n\nenable_qat\x18\x08 \x01(\x08\x12\x32\n\nvisualizer\x18\t \x01(\x0b\x32\x1e.tao_qat.spec.VisualizerConfig\x12\x1c\n\x13qat_excluded_layers\x18\xe8\x07 \x03(\t\x12\x1f\n\x16qat_per_tensor_weights\x18\xe9\x07 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,5 +37,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tao_qat.spec.proto.training
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRAININGCONFIG']._serialized_start=284
-  _globals['_TRAININGCONFIG']._serialized_end=665
+  _globals['_TRAININGCONFIG']._serialized_end=728
 # @@protoc_insertion_point(module_scope)
