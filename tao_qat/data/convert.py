@@ -19,6 +19,7 @@ from tao_qat.common.fileio import atomic_write_text
 from tao_qat.data import partition as part
 from tao_qat.data.sample_modifier import SampleModifier
 from tao_qat.data.sources import read_coco_source, read_kitti_source
+from tao_qat.spec.paths import resolve_spec_path
 
 logger = logging.getLogger(__name__)
 
@@ -230,12 +231,6 @@ def convert_coco(
     return write_partitions(output_prefix, source, num_partitions, counts, sample_modifier, force)
 
 
-def resolve_spec_path(value, spec_dir):
-    """A path from a spec, made absolute: ``~`` expanded; a relative path is taken from the
-    spec file's folder ``spec_dir`` (TAO would take it from its working directory)."""
-    return Path(os.path.abspath(Path(spec_dir) / os.path.expanduser(value)))
-
-
 def _sample_modifier(config, validation_fold, num_folds):
     if validation_fold is not None and not 0 <= validation_fold < max(num_folds, 1):
         raise UsageError(
@@ -266,7 +261,7 @@ def convert_from_spec(
             raise SpecError("kitti_config.root_directory_path: must be set")
         modifier = _sample_modifier(config, validation_fold, k.num_partitions)
         return convert_kitti(
-            resolve_spec_path(k.root_directory_path, spec_dir),
+            Path(resolve_spec_path(k.root_directory_path, spec_dir)),
             output_prefix,
             num_shards=k.num_shards,
             sample_modifier=modifier,
@@ -291,7 +286,7 @@ def convert_from_spec(
             )
         modifier = _sample_modifier(config, validation_fold, c.num_partitions)
         return convert_coco(
-            resolve_spec_path(c.root_directory_path, spec_dir),
+            Path(resolve_spec_path(c.root_directory_path, spec_dir)),
             output_prefix,
             list(c.img_dir_names),
             list(c.annotation_files),

@@ -93,7 +93,7 @@ def write_preview(spec_path, output, num_images=16, split="train", seed=None, fo
     The spec is parsed without the full training validation, so a spec still being written
     can be previewed; relative data paths resolve against the spec's folder.
     """
-    from tao_qat.data.records import target_class_names
+    from tao_qat.spec.defaults import target_class_names
     from tao_qat.spec.loader import load_experiment_spec
 
     output = check_writable_output(output, force)

@@ -20,6 +20,8 @@ from tao_qat.common.errors import DataError, SpecError, UsageError
 from tao_qat.common.tensorflow_setup import tf
 from tao_qat.data import features as F
 from tao_qat.data.decode import check_images_exist
+from tao_qat.spec.defaults import target_class_names
+from tao_qat.spec.paths import resolve_spec_path
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +83,6 @@ class SplitRecords:
         return self.boxes[lo:hi], self.classes[lo:hi]
 
 
-def resolve_path(path, spec_dir=None):
-    """Expand ``~``; join a relative ``path`` to ``spec_dir`` (if given). Returns str."""
-    path = os.path.expanduser(path)
-    if spec_dir is not None and not os.path.isabs(path):
-        path = os.path.join(os.fspath(spec_dir), path)
-    return path
-
-
 def _source_files(source, field_path, spec_dir):
     if not source.tfrecords_path:
         raise SpecError(f"{field_path}.tfrecords_path: must not be empty")
@@ -96,7 +90,7 @@ def _source_files(source, field_path, spec_dir):
         raise SpecError(f"{field_path}.image_directory_path: must not be empty")
     if source.source_weight < 0:
         raise SpecError(f"{field_path}.source_weight: must be >= 0, got {source.source_weight}")
-    pattern = resolve_path(source.tfrecords_path, spec_dir)
+    pattern = resolve_spec_path(source.tfrecords_path, spec_dir)
     # TAO globs every file; dataset_convert's <prefix>_warning.json is not a TFRecord.
     files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f) and not f.endswith(".json"))
     if not files:
@@ -105,7 +99,7 @@ def _source_files(source, field_path, spec_dir):
         field_path=field_path,
         pattern=pattern,
         files=tuple(files),
-        image_directory=resolve_path(source.image_directory_path, spec_dir),
+        image_directory=resolve_spec_path(source.image_directory_path, spec_dir),
         source_weight=float(source.source_weight) or 1.0,
     )
 
@@ -261,14 +255,6 @@ def read_records(sources, dataset_config, class_names, split="train"):
         row_splits=np.cumsum(counts).astype(np.int64),
         files=tuple(f for s in sources for f in s.files),
     )
-
-
-def target_class_names(experiment):
-    """Class names in network output order (``cost_function_config.target_classes``)."""
-    names = tuple(c.name for c in experiment.cost_function_config.target_classes)
-    if not names:
-        raise SpecError("cost_function_config.target_classes: at least one class is required")
-    return names
 
 
 def load_split(experiment, split, spec_dir=None):

@@ -18,6 +18,7 @@ from tao_qat.common.fileio import check_writable_output
 from tao_qat.evaluation.report import format_table, plot_precision_recall, write_results_json
 from tao_qat.inference.detect import DetectionScorer
 from tao_qat.spec.loader import load_experiment_spec
+from tao_qat.spec.paths import spec_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def run_evaluate(options):
     """Evaluate; print the per-class table; write results.json and the PR plot to
     ``results_dir`` (if given). Returns the EvaluationResult."""
     experiment = load_experiment_spec(options.spec_path)
-    spec_dir = Path(options.spec_path).resolve().parent
+    spec_dir = spec_dir_of(options.spec_path)
     scorer = DetectionScorer.from_spec(experiment)
     outputs = _outputs(options.results_dir, options.force)
     if options.predictions_dir:

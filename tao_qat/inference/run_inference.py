@@ -25,6 +25,7 @@ from tao_qat.postprocessing.settings import (
 )
 from tao_qat.spec import defaults
 from tao_qat.spec.loader import load_inference_spec
+from tao_qat.spec.paths import resolve_spec_path, spec_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,7 @@ def _model_path(spec, options, spec_dir):
         return options.model_path
     config = spec.inferencer_config
     if config.WhichOneof("model_config_type") == "tlt_config" and config.tlt_config.model:
-        path = Path(config.tlt_config.model).expanduser()
-        return str(path if path.is_absolute() else spec_dir / path)
+        return resolve_spec_path(config.tlt_config.model, spec_dir)
     raise UsageError("no model: give -m/--model_path or set inferencer_config.tlt_config.model")
 
 
@@ -104,7 +104,7 @@ def run_inference(options):
     from tao_qat.inference.predictor import load_predictor
 
     spec = load_inference_spec(options.spec_path)
-    spec_dir = Path(options.spec_path).resolve().parent
+    spec_dir = spec_dir_of(options.spec_path)
     config, handler = spec.inferencer_config, spec.bbox_handler_config
     class_names = list(config.target_classes)
     height, width = defaults.inference_image_size(config)

@@ -11,11 +11,7 @@ The single integration point for the data pipeline and trainer::
 from tao_qat.objectives.loss_mask import LossMaskFilter
 from tao_qat.objectives.params import RasterizerParams
 from tao_qat.objectives.rasterizer import BboxRasterizer
-
-
-def target_class_names(experiment):
-    """Target class names in network output order (``cost_function_config.target_classes``)."""
-    return [tc.name for tc in experiment.cost_function_config.target_classes]
+from tao_qat.spec.defaults import target_class_names
 
 
 class TargetEncoder:

@@ -8,7 +8,6 @@ Re-running the same command resumes from the newest complete checkpoint.
 """
 
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from tao_qat.common.errors import OutputExistsError, SpecError, UsageError
 from tao_qat.common.fileio import atomic_write_text
 from tao_qat.spec.defaults import input_shape, target_class_names, validation_epochs
 from tao_qat.spec.loader import load_experiment_spec, read_spec_text
+from tao_qat.spec.paths import resolve_spec_path, spec_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +96,6 @@ def prepare_results_dir(options):
     return final
 
 
-def _resolve_model_file(experiment, spec_dir):
-    path = experiment.model_config.pretrained_model_file
-    if path and not os.path.isabs(os.path.expanduser(path)):
-        experiment.model_config.pretrained_model_file = str(Path(spec_dir) / path)
-
-
 def quantize_for_training(detector, training_config):
     """The QAT model of the float ``detector`` (``training_config.enable_qat``, reference §6).
 
@@ -127,8 +121,11 @@ def quantize_for_training(detector, training_config):
 def run_train(options):
     """Train as the spec says; return a TrainResult. See the module docstring."""
     experiment = load_experiment_spec(options.spec_path)
-    spec_dir = Path(options.spec_path).resolve().parent
-    _resolve_model_file(experiment, spec_dir)
+    spec_dir = spec_dir_of(options.spec_path)
+    model_config = experiment.model_config
+    if model_config.pretrained_model_file:
+        model_config.pretrained_model_file = resolve_spec_path(
+            model_config.pretrained_model_file, spec_dir)
     final = prepare_results_dir(options)
     results_dir = Path(options.results_dir)
 
