@@ -25,6 +25,7 @@ COMMANDS = {
     "evaluate": "tao_qat.cli.evaluate:evaluate",
     "inference": "tao_qat.cli.inference:inference",
     "prune": "tao_qat.cli.prune:prune",
+    "export": "tao_qat.cli.export:export",
     "calibration_tensorfile": "tao_qat.cli.calibration_tensorfile:calibration_tensorfile",
     "convert": "tao_qat.cli.convert:convert",
 }

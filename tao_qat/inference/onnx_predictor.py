@@ -34,8 +34,10 @@ class OnnxPredictor:
         batch_size: the model's fixed batch size, or None when the batch is dynamic.
     """
 
-    def __init__(self, path, *, num_threads=None):
+    def __init__(self, path, *, key=None, num_threads=None):
         import onnxruntime as ort
+
+        from tao_qat.common.crypto import is_encrypted, load_bytes
 
         path = Path(path)
         if not path.is_file():
@@ -43,9 +45,11 @@ class OnnxPredictor:
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or cpu_count()
         options.inter_op_num_threads = 1
+        # Encrypted exports (-k) are decrypted in memory; plain files load by path.
+        source = load_bytes(path, key) if key or is_encrypted(path) else str(path)
         try:
             self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
+                source, options, providers=["CPUExecutionProvider"]
             )
         except Exception as err:  # onnxruntime raises its own pybind classes
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err)

@@ -70,7 +70,7 @@ def load_predictor(model_path, framework=None, key=None):
     if framework == "onnx":
         from tao_qat.inference.onnx_predictor import OnnxPredictor
 
-        return OnnxPredictor(model_path)
+        return OnnxPredictor(model_path, key=key)
     if framework == "tensorrt":
         from tao_qat.inference.tensorrt_predictor import TensorRTPredictor
 
