@@ -129,7 +129,7 @@ def run_train(options):
     final = prepare_results_dir(options)
     results_dir = Path(options.results_dir)
 
-    from tao_qat.common.tensorflow_setup import keras
+    from tao_qat.common.tensorflow_setup import keras, tf
     from tao_qat.data.decode import reraise_data_errors
     from tao_qat.data.pipeline import build_dataset
     from tao_qat.data.records import load_split
@@ -179,6 +179,12 @@ def run_train(options):
         experiment, "train", batch_size=batch, spec_dir=spec_dir, targets_fn=add_targets,
         records=train_records,
     )
+    # Multi-worker: every worker runs the same (seeded) pipeline and takes its share of each
+    # global batch (the records are in memory, so there are no files to shard).
+    data_options = tf.data.Options()
+    data_options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    train_dataset = train_dataset.with_options(data_options)
     with mixed_precision(use_mixed_precision(experiment.model_config)), strategy.scope():
         detector = build_or_load_model(
             experiment.model_config, training.regularizer, len(class_names), shape,
