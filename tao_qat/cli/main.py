@@ -28,6 +28,7 @@ COMMANDS = {
     "export": "tao_qat.cli.export:export",
     "calibration_tensorfile": "tao_qat.cli.calibration_tensorfile:calibration_tensorfile",
     "convert": "tao_qat.cli.convert:convert",
+    "preview": "tao_qat.cli.preview:preview",
     "demo": "tao_qat.cli.demo:demo",
 }
 

@@ -1,20 +1,17 @@
 """Visual check of the input pipeline: a grid of (augmented) network inputs with their boxes.
 
-    python -m tao_qat.data.preview -e spec.txt -o grid.png [-n 16] [--split train] [--seed 3]
+    qat preview -e spec.txt -o grid.png [-n 16] [--split train] [--seed 3]
 
 Boxes are drawn exactly as the pipeline emits them (network-input pixels after preprocessing and
 augmentation), one colour per target class, so misplaced boxes are easy to spot.
 """
 
-import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tao_qat.common.errors import QatError
 from tao_qat.common.fileio import atomic_path, check_writable_output
 
 # One outline colour per class id (cycled).
@@ -103,32 +100,3 @@ def write_preview(spec_path, output, num_images=16, split="train", seed=None, fo
     with atomic_path(output) as tmp:
         grid.save(tmp, format="PNG")
     return output
-
-
-def main(argv=None):
-    """Command line entry: returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tao_qat.data.preview", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("-e", "--experiment_spec", required=True, help="Experiment spec file")
-    parser.add_argument("-o", "--output", required=True, help="PNG file to write")
-    parser.add_argument("-n", "--num_images", type=int, default=16)
-    parser.add_argument("--split", default="train", choices=("train", "validation", "train_eval"))
-    parser.add_argument("--seed", type=int, default=None, help="default: the spec's random_seed")
-    parser.add_argument("--force", action="store_true", help="overwrite the output")
-    args = parser.parse_args(argv)
-    if args.num_images <= 0:
-        parser.error("-n/--num_images must be > 0")
-    try:
-        path = write_preview(
-            args.experiment_spec, args.output, args.num_images, args.split, args.seed, args.force
-        )
-    except QatError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 from pipeline_testing import SPEC_TEMPLATE
 
-from tao_qat.data.preview import COLOURS, main, write_preview
+from tao_qat.data.preview import COLOURS, write_preview
 
 
 def write_spec(root, augmentation=""):
@@ -38,22 +38,23 @@ def test_validation_grid_outlines_boxes_where_they_are(dataset_root):
     assert tuple(grid[30, 30]) == COLOURS[0]
 
 
-def test_command_line_writes_png_and_refuses_to_overwrite(dataset_root, capsys):
+def test_command_line_writes_png_and_refuses_to_overwrite(dataset_root, run_qat):
     spec = write_spec(dataset_root, "spatial_augmentation { hflip_probability: 0.5 }")
     out = dataset_root / "train.png"
-    assert main(["-e", str(spec), "-o", str(out), "-n", "4"]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
+    code, stdout, _ = run_qat("preview", "-e", spec, "-o", out, "-n", "4")
+    assert code == 0 and stdout.strip() == str(out)
     # 4 training images -> a 2 x 2 grid.
     assert Image.open(out).size == (132, 132)
-    assert main(["-e", str(spec), "-o", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().err
-    assert main(["-e", str(spec), "-o", str(out), "--force", "--seed", "3"]) == 0
+    code, _, stderr = run_qat("preview", "-e", spec, "-o", out)
+    assert code == 2 and "already exists" in stderr
+    assert run_qat("preview", "-e", spec, "-o", out, "--force", "--seed", "3")[0] == 0
 
 
-def test_command_line_reports_data_errors_in_one_line(dataset_root, capsys):
+def test_command_line_reports_data_errors_in_one_line(dataset_root, run_qat):
     spec = write_spec(dataset_root)
     spec.write_text(spec.read_text().replace("tfrecords/*", "missing/*"))
-    assert main(["-e", str(spec), "-o", str(dataset_root / "x.png")]) == 1
-    err = capsys.readouterr().err.strip()
+    code, _, err = run_qat("preview", "-e", spec, "-o", dataset_root / "x.png")
+    assert code == 1
+    err = err.strip()
     assert err.count("\n") == 0
     assert "dataset_config.data_sources[0].tfrecords_path" in err and "missing/*" in err
