@@ -44,7 +44,7 @@ def atomic_path(path, suffix=None):
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -67,7 +67,8 @@ def _umask():
     return mask
 
 
-def _fsync_dir(folder):
+def fsync_dir(folder):
+    """fsync a folder so a rename inside it survives a power cut (best effort)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:

@@ -9,14 +9,13 @@ no file under a final name (a kill can leave a hidden staging folder behind), an
 same command again succeeds.
 """
 
-import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from tao_qat.common.errors import OutputExistsError, UsageError
-from tao_qat.common.fileio import check_writable_output
+from tao_qat.common.fileio import check_writable_output, fsync_dir
 
 STAGING_PREFIX = ".qat_export_"
 
@@ -86,7 +85,7 @@ class StagedOutputs:
         for final, staged in self._staged.items():
             os.replace(staged, final)
         for folder in self._folders:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         self.discard()
         return list(self._staged)
 
@@ -101,12 +100,3 @@ class StagedOutputs:
     def __exit__(self, *exc_info):
         self.discard()
         return False
-
-
-def _fsync_dir(folder):
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tao_qat.common.errors import DataError
+from tao_qat.common.fileio import fsync_dir
 from tao_qat.common.tensorflow_setup import keras, tf
 from tao_qat.modeling.model_io import save_model
 
@@ -128,7 +129,7 @@ def save_checkpoint(results_dir, epoch, objects, model=None, keep=2, is_chief=Tr
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp_dir, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     finally:
         if tmp_dir.exists():
             shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -161,7 +162,7 @@ def _write_checkpoint_files(folder, epoch, objects):
         json.dump(marker, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def _read_complete(path):
@@ -211,17 +212,6 @@ def prune_checkpoints(results_dir, keep):
         shutil.rmtree(trash, ignore_errors=True)
         logger.info("checkpoint pruned: %s", info.path)
     return [info.path for info in doomed]
-
-
-def _fsync_dir(folder):
-    """fsync a folder so renames inside it survive a power loss (best effort)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _remove_stale(root):
