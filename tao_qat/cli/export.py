@@ -1,5 +1,6 @@
 """``qat export -m model.hdf5 [-o model.onnx] [--data_type fp32|fp16|int8] [-e spec] ...``
-(TAO reference §8): ONNX, and for INT8 the calibration cache, tensor scales JSON and Q/DQ ONNX."""
+(TAO reference §8): ONNX, and for INT8 the calibration cache, tensor scales JSON and Q/DQ ONNX
+(``--target onnxruntime``: also the CPU INT8 ONNX)."""
 
 import click
 
@@ -42,6 +43,15 @@ from tao_qat.cli.main import verbose_option
     default="fp32",
     show_default=True,
     help="Target engine precision (the ONNX model stays FP32).",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["tensorrt", "onnxruntime"]),
+    default="tensorrt",
+    show_default=True,
+    help="INT8 deployment target. tensorrt: calibration cache, Q/DQ ONNX (and JSON). "
+    "onnxruntime: the same plus <output>.cpu_int8.onnx, run by ONNX Runtime on CPUs with "
+    "integer kernels (a QAT model also needs -e, --cal_image_dir or --cal_data_file).",
 )
 @click.option(
     "--cal_cache_file",
@@ -130,6 +140,7 @@ def export(
     key,
     spec,
     data_type,
+    target,
     cal_cache_file,
     cal_json_file,
     cal_image_dir,
@@ -151,7 +162,8 @@ def export(
     results_dir,
     force,
 ):
-    """Export a model to ONNX (and INT8 calibration cache / Q/DQ ONNX / DeepStream config)."""
+    """Export a model to ONNX (and INT8 calibration cache / Q/DQ ONNX / CPU INT8 ONNX /
+    DeepStream config)."""
     from tao_qat.export.run_export import ExportOptions, run_export
 
     if onnx_route != "tf2onnx":
@@ -163,6 +175,7 @@ def export(
             key=key,
             spec_path=spec,
             data_type=data_type,
+            target=target,
             cal_cache_file=cal_cache_file,
             cal_json_file=cal_json_file,
             cal_image_dir=cal_image_dir,

@@ -97,6 +97,16 @@ def image_batches(folder, input_chw, batch_size, max_batches):
         yield np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
 
 
+def save_tensorfile(source, path, input_chw, batch_size, max_batches):
+    """Write the images of an "images" ``source`` to the new tensor file ``path`` (NCHW; TAO
+    creates ``--cal_data_file`` from ``--cal_image_dir``); return a "tensorfile" source of it."""
+    from tao_qat.export.tensorfile import write_tensorfile
+
+    batches = image_batches(source.path, input_chw, batch_size, max_batches)
+    write_tensorfile(path, batches, layout="NCHW")
+    return CalibrationSource("tensorfile", Path(path))
+
+
 def tensorfile_batches(path, input_chw, batch_size, max_batches):
     """NCHW batches read from a tensor file (re-batched to ``batch_size``)."""
     from tao_qat.export.tensorfile import TensorFile

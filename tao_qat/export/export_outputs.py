@@ -1,6 +1,7 @@
 """The files ``qat export`` writes besides the float ONNX: the INT8 trio (TensorRT calibration
-cache, ``--cal_json_file``, Q/DQ ONNX) from one ``Int8Scales``, the DeepStream config, and the
-lines announcing every output (tao_detectnet_v2.md §6, §8; int8_calibration.md §2, §4).
+cache, ``--cal_json_file``, Q/DQ ONNX) from one ``Int8Scales``, the ONNX Runtime CPU INT8 model
+(``--target onnxruntime``), the DeepStream config, and the lines announcing every output
+(tao_detectnet_v2.md §6, §8; int8_calibration.md §2, §4, §6).
 Everything is written into ``StagedOutputs`` staging paths and committed by ``run_export``.
 """
 
@@ -40,6 +41,33 @@ def write_int8(staged, paths, options, scales, onnx_model, names):
     )
     save_bytes(staged.stage(paths.qdq_onnx), qdq.SerializeToString(), key=options.key)
     return version
+
+
+def write_cpu_int8(staged, paths, options, scales, onnx_model):
+    """``<name>.cpu_int8.onnx`` (encrypted with ``-k``): ``cpu_int8.quantize_for_onnxruntime``
+    of the float ONNX with ``scales.cpu_tensor_amax`` (U8S8, per-channel weights; QAT: the
+    learned weight ranges). Returns the KernelCounts ONNX Runtime's optimized graph has."""
+    from tao_qat.common.crypto import save_bytes
+    from tao_qat.export.cpu_int8 import quantize_for_onnxruntime
+    from tao_qat.export.cpu_int8_runtime import count_kernels
+
+    weights = scales.weight_amax if scales.source == "qat" else None
+    int8 = quantize_for_onnxruntime(onnx_model, scales.cpu_tensor_amax, weights, per_channel=True)
+    kernels = count_kernels(int8)
+    total = kernels.integer_convs + kernels.float_convs
+    logger.info(
+        "ONNX Runtime runs %d of %d convs as QLinearConv (%d QLinearAdd)",
+        kernels.integer_convs,
+        total,
+        kernels.ops["QLinearAdd"],
+    )
+    if not kernels.integer_convs:
+        logger.warning(
+            "ONNX Runtime fuses no conv of %s into QLinearConv: it will run no faster than FP32",
+            paths.cpu_int8_onnx,
+        )
+    save_bytes(staged.stage(paths.cpu_int8_onnx), int8.SerializeToString(), key=options.key)
+    return kernels
 
 
 def write_deepstream(staged, paths, options, experiment, input_chw, trt_version):
@@ -89,6 +117,15 @@ def describe_outputs(paths, options, result):
             f"INT8 Q/DQ ONNX model (explicit quantization{lock}): {paths.qdq_onnx}",
             f"TensorRT calibration cache ({count} tensors, {origin}): {paths.cal_cache}",
         ]
+    if paths.cpu_int8_onnx and result.cpu_kernels is not None:
+        kernels = result.cpu_kernels
+        calibrated = len(result.scales.cpu_calibrated)
+        extra = f", {calibrated} tensors calibrated on {result.calibration}" if calibrated else ""
+        lines.append(
+            f"ONNX Runtime CPU INT8 model ({kernels.integer_convs} of "
+            f"{kernels.integer_convs + kernels.float_convs} convs as QLinearConv, "
+            f"{kernels.ops['QLinearAdd']} QLinearAdd{extra}{lock}): {paths.cpu_int8_onnx}"
+        )
     if paths.cal_json:
         lines.append(f"Tensor scales JSON: {paths.cal_json}")
     if paths.tensorfile:

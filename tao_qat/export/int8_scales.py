@@ -11,6 +11,10 @@ One ``Int8Scales`` feeds all three INT8 outputs of ``qat export``:
   float}: the Q/DQ ONNX (``export.qdq.insert_qdq``). QAT: the learned ranges. PTQ: the placement
   policy (``quantization.policy``) picks the layers, calibration gives the activation ranges,
   max |w| per output channel of the ONNX kernel gives the weight ranges.
+- ``cpu_tensor_amax`` {ONNX tensor: amax} (``--target onnxruntime`` only): the activation
+  ranges of the CPU INT8 model (``export.cpu_int8``). PTQ: ``tensor_amax``. QAT: the learned
+  ranges plus, for the conv outputs QAT leaves to TensorRT's fusions, ranges calibrated on
+  images (``add_cpu_int8_ranges``).
 TF-free: numpy and onnx.
 """
 
@@ -35,12 +39,17 @@ class Int8Scales:
         tensor_amax: {ONNX tensor name: amax >= 0} for the cache and the JSON.
         activation_amax: {Keras layer name: amax > 0} for activation Q/DQ.
         weight_amax: {conv layer name: float32 [C_out] or float} for weight Q/DQ.
+        cpu_tensor_amax: {ONNX tensor name: amax} of the CPU INT8 model ({} if not made).
+        cpu_calibrated: tensors of ``cpu_tensor_amax`` calibrated on images although the model
+            is QAT (the ones it has no range for).
     """
 
     source: str
     tensor_amax: dict = field(default_factory=dict)
     activation_amax: dict = field(default_factory=dict)
     weight_amax: dict = field(default_factory=dict)
+    cpu_tensor_amax: dict = field(default_factory=dict)
+    cpu_calibrated: list = field(default_factory=list)
 
 
 def scales_from_qat(activation_amax, weight_amax, names):
@@ -82,6 +91,32 @@ def scales_from_calibration(tensor_amax, names, onnx_model, plan):
         if layer in names.conv_kernels
     }
     return Int8Scales("ptq", dict(tensor_amax), activations, weights)
+
+
+def add_cpu_int8_ranges(scales, onnx_model, calibrate=None):
+    """Fill ``scales.cpu_tensor_amax`` (and ``cpu_calibrated``) for the CPU INT8 model.
+
+    Args:
+        scales: Int8Scales of ``onnx_model``.
+        onnx_model: the exported float onnx.ModelProto.
+        calibrate: QAT only: ``calibrate(tensor_names) -> {tensor: amax}`` for the tensors the
+            CPU graph quantizes and QAT has no range for (``uncovered_activation_tensors``).
+    Returns:
+        ``scales`` (updated in place).
+    """
+    from tao_qat.export.cpu_int8 import uncovered_activation_tensors
+
+    scales.cpu_tensor_amax = dict(scales.tensor_amax)
+    if scales.source != "qat":
+        return scales  # PTQ calibrated every float tensor
+    missing = uncovered_activation_tensors(onnx_model, scales.tensor_amax)
+    if missing:
+        if calibrate is None:
+            raise RuntimeError(f"QAT ranges lack {missing[:4]} and nothing calibrates them")
+        calibrated = calibrate(missing)
+        scales.cpu_tensor_amax.update({t: float(calibrated[t]) for t in missing})
+        scales.cpu_calibrated = list(missing)
+    return scales
 
 
 def graph_tensors(onnx_model):

@@ -1,12 +1,14 @@
 """``qat export``: Keras model -> ONNX, and for INT8 the calibration cache, ``--cal_json_file``
-and an explicitly quantized (Q/DQ) ONNX, optionally a DeepStream config and a TensorRT engine
-(tao_detectnet_v2.md §8 flags and steps, §6 QAT scales; int8_calibration.md §2, §3, §6).
+and an explicitly quantized (Q/DQ) ONNX, with ``--target onnxruntime`` also the CPU INT8 ONNX,
+optionally a DeepStream config and a TensorRT engine (tao_detectnet_v2.md §8 flags and steps,
+§6 QAT scales; int8_calibration.md §2, §3, §6).
 
 Steps: check flags and outputs (before TensorFlow starts) -> load the model -> QAT model: peel
 out the float model and its ranges -> float ONNX (NCHW, TAO names) -> INT8: QAT ranges, or PTQ
-entropy calibration of every tensor in ONNX Runtime -> cache + JSON + Q/DQ ONNX -> DeepStream
-config -> engine. Every file is staged and renamed into place only at the end
-(``export.staged_outputs``). See docs/export.md "qat export".
+entropy calibration of every tensor in ONNX Runtime -> cache + JSON + Q/DQ ONNX -> CPU INT8
+ONNX (QAT: the tensors it has no range for calibrated) -> DeepStream config -> engine. Every
+file is staged and renamed into place only at the end (``export.staged_outputs``). See
+docs/export.md "qat export".
 """
 
 import dataclasses
@@ -15,18 +17,29 @@ import time
 from pathlib import Path
 
 from tao_qat.common.errors import UsageError
-from tao_qat.export.calibration_data import calibration_batches, choose_source
+from tao_qat.export.calibration_data import calibration_batches, choose_source, save_tensorfile
 from tao_qat.export.engine_step import build_engine_file, check_engine_builder
-from tao_qat.export.export_outputs import describe_outputs, write_deepstream, write_int8
-from tao_qat.export.int8_scales import scales_from_calibration, scales_from_qat
+from tao_qat.export.export_outputs import (
+    describe_outputs,
+    write_cpu_int8,
+    write_deepstream,
+    write_int8,
+)
+from tao_qat.export.int8_scales import (
+    add_cpu_int8_ranges,
+    scales_from_calibration,
+    scales_from_qat,
+)
 from tao_qat.export.staged_outputs import StagedOutputs
 
 logger = logging.getLogger(__name__)
 
 DATA_TYPES = ("fp32", "fp16", "int8")
+TARGETS = ("tensorrt", "onnxruntime")  # onnxruntime: the TensorRT outputs + the CPU INT8 ONNX
 DEFAULT_OPSET = 13  # onnx_export.DEFAULT_OPSET (TAO: 12; per-channel Q/DQ needs 13)
 MIN_OPSET = 11
-QDQ_SUFFIX, CACHE_SUFFIX = ".qdq.onnx", ".cal.bin"
+QDQ_SUFFIX, CACHE_SUFFIX, CPU_INT8_SUFFIX = ".qdq.onnx", ".cal.bin", ".cpu_int8.onnx"
+CPU_INT8_MIN_OPSET = 13  # cpu_int8.MIN_OPSET (per-channel DequantizeLinear)
 CALIBRATION_FLAGS = "-e/--experiment_spec, --cal_image_dir or --cal_data_file"
 
 
@@ -39,6 +52,7 @@ class ExportOptions:
     key: str | None = None
     spec_path: str | None = None
     data_type: str = "fp32"
+    target: str = "tensorrt"
     cal_cache_file: str | None = None
     cal_json_file: str | None = None
     cal_image_dir: str | None = None
@@ -68,6 +82,7 @@ class ExportPaths:
 
     onnx: Path
     qdq_onnx: Path | None = None
+    cpu_int8_onnx: Path | None = None
     cal_cache: Path | None = None
     cal_json: Path | None = None
     ds_config: Path | None = None
@@ -86,8 +101,11 @@ class ExportResult:
     Attributes:
         paths: ExportPaths; data_type: fp32 / fp16 / int8; qat: the model had fake-quant layers.
         input_shape: (C, H, W) of the ONNX input; scales: Int8Scales (int8 only) with
-            ``tensor_amax`` (cache keys), ``activation_amax`` / ``weight_amax`` (Q/DQ, by layer).
-        calibration: description of the PTQ image source, or None.
+            ``tensor_amax`` (cache keys), ``activation_amax`` / ``weight_amax`` (Q/DQ, by layer),
+            ``cpu_tensor_amax`` (CPU INT8 model).
+        calibration: description of the calibration image source, or None.
+        cpu_kernels: ``cpu_int8_runtime.KernelCounts`` of the CPU INT8 model in ONNX Runtime
+            (``integer_convs``, ``float_convs``, ``ops``), or None.
         timings: {step: seconds}.
     """
 
@@ -97,6 +115,7 @@ class ExportResult:
     input_shape: tuple
     scales: object = None
     calibration: str | None = None
+    cpu_kernels: object = None
     timings: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -142,6 +161,8 @@ def plan_paths(options, source):
         paths.cal_json = Path(options.cal_json_file) if options.cal_json_file else None
         if source is not None and source.save_tensorfile is not None:
             paths.tensorfile = source.save_tensorfile
+        if options.target == "onnxruntime":
+            paths.cpu_int8_onnx = _sibling(onnx, CPU_INT8_SUFFIX)
     if options.gen_ds_config:
         paths.ds_config, paths.labels = onnx.parent / CONFIG_NAME, onnx.parent / LABELS_NAME
     if options.engine_file:
@@ -153,6 +174,8 @@ def check_options(options):
     """Validate flag values and combinations without loading the model."""
     if options.data_type not in DATA_TYPES:
         raise UsageError(f"--data_type {options.data_type}: one of {', '.join(DATA_TYPES)}")
+    if options.target not in TARGETS:
+        raise UsageError(f"--target {options.target}: one of {', '.join(TARGETS)}")
     for flag, value in (
         ("--batches", options.batches),
         ("--batch_size", options.batch_size),
@@ -178,12 +201,18 @@ def check_options(options):
                 ("--cal_image_dir", options.cal_image_dir),
                 ("--cal_data_file", options.cal_data_file),
                 ("--force_ptq", options.force_ptq),
+                ("--target onnxruntime", options.target == "onnxruntime"),
             )
             if value
         ]
         if given:
             logger.warning("%s: ignored without --data_type int8", ", ".join(given))
-    elif options.trt_version is not None:
+    elif options.target == "onnxruntime" and options.target_opset < CPU_INT8_MIN_OPSET:
+        raise UsageError(
+            f"--target onnxruntime needs --target_opset >= {CPU_INT8_MIN_OPSET} "
+            f"(per-channel weights), got {options.target_opset}"
+        )
+    if options.data_type == "int8" and options.trt_version is not None:
         from tao_qat.export.calibration_cache import trt_version_number
 
         trt_version_number(options.trt_version)  # UsageError for a malformed version
@@ -199,7 +228,7 @@ def _is_qat_file(options):
 def _calibration_source(options, qat):
     if options.data_type != "int8":
         return None
-    if qat and not options.force_ptq:
+    if qat and not options.force_ptq and options.target != "onnxruntime":
         if options.cal_image_dir or options.cal_data_file:
             logger.warning(
                 "QAT model: its learned ranges are used and the calibration data is "
@@ -208,8 +237,15 @@ def _calibration_source(options, qat):
         return None
     source = choose_source(options.cal_data_file, options.cal_image_dir, options.spec_path)
     if source is None:
+        if qat and not options.force_ptq:
+            raise UsageError(
+                "--target onnxruntime on a QAT model needs calibration images for the conv "
+                f"outputs QAT has no range for: give {CALIBRATION_FLAGS}"
+            )
         why = "--force_ptq" if qat else "--data_type int8 on a float (non-QAT) model"
         raise UsageError(f"{why} needs calibration images: give {CALIBRATION_FLAGS}")
+    if qat and not options.force_ptq:
+        logger.info("QAT model: %s calibrates only what QAT has no range for", source.describe())
     return source
 
 
@@ -232,11 +268,10 @@ def _load_float_model(options, qat, timings):
     return float_model, (activation_amax, weight_amax)
 
 
-def _int8_scales(options, source, experiment, onnx_model, names, float_model, ranges, timings):
-    if source is None:
-        return scales_from_qat(*ranges, names)
+def _calibrate(options, source, experiment, onnx_model, timings, tensor_names=None):
+    """Entropy calibration in ONNX Runtime: {tensor: amax} of ``tensor_names`` (default every
+    float tensor) over the batches of ``source``."""
     from tao_qat.export.ptq import calibrate_onnx
-    from tao_qat.quantization.policy import plan_quantization
 
     batches = calibration_batches(
         source,
@@ -248,26 +283,35 @@ def _int8_scales(options, source, experiment, onnx_model, names, float_model, ra
         progress_stream=options.progress_stream,
     )
     start = time.perf_counter()
-    tensor_amax = calibrate_onnx(onnx_model, batches, method="entropy")
+    tensor_amax = calibrate_onnx(onnx_model, batches, method="entropy", tensor_names=tensor_names)
     timings["calibration"] = time.perf_counter() - start
-    return scales_from_calibration(
-        tensor_amax, names, onnx_model, plan_quantization(float_model.get_config())
-    )
+    return tensor_amax
+
+
+def _int8_scales(options, source, experiment, onnx_model, names, float_model, ranges, timings):
+    """Int8Scales: the QAT ranges (``ranges`` given, no ``--force_ptq``) or PTQ; with
+    ``--target onnxruntime`` also the CPU INT8 ranges (QAT: the gaps calibrated)."""
+    if ranges is not None and not options.force_ptq:
+        scales = scales_from_qat(*ranges, names)
+    else:
+        from tao_qat.quantization.policy import plan_quantization
+
+        tensor_amax = _calibrate(options, source, experiment, onnx_model, timings)
+        scales = scales_from_calibration(
+            tensor_amax, names, onnx_model, plan_quantization(float_model.get_config())
+        )
+    if options.target == "onnxruntime":
+        add_cpu_int8_ranges(
+            scales,
+            onnx_model,
+            lambda tensors: _calibrate(options, source, experiment, onnx_model, timings, tensors),
+        )
+    return scales
 
 
 def _input_chw(onnx_model):
     dims = onnx_model.graph.input[0].type.tensor_type.shape.dim
     return tuple(int(dim.dim_value) for dim in dims[1:])
-
-
-def _save_tensorfile(staged, source, input_chw, options):
-    """Images -> the new ``--cal_data_file`` (staged), then calibrate from it."""
-    from tao_qat.export.calibration_data import CalibrationSource, image_batches
-    from tao_qat.export.tensorfile import write_tensorfile
-
-    batches = image_batches(source.path, input_chw, options.batch_size, options.batches)
-    write_tensorfile(staged.stage(source.save_tensorfile), batches, layout="NCHW")
-    return CalibrationSource("tensorfile", staged.stage(source.save_tensorfile))
 
 
 def run_export(options):
@@ -309,7 +353,13 @@ def run_export(options):
         trt_version = options.trt_version
         if options.data_type == "int8":
             if source is not None and source.save_tensorfile is not None:
-                source = _save_tensorfile(staged, source, input_chw, options)
+                source = save_tensorfile(
+                    source,
+                    staged.stage(source.save_tensorfile),
+                    input_chw,
+                    options.batch_size,
+                    options.batches,
+                )
             result.calibration = None if source is None else source.describe()
             result.scales = _int8_scales(
                 options, source, experiment, onnx_model, names, float_model, ranges, timings
@@ -317,6 +367,12 @@ def run_export(options):
             start = time.perf_counter()
             trt_version = write_int8(staged, paths, options, result.scales, onnx_model, names)
             timings["int8_outputs"] = time.perf_counter() - start
+            if paths.cpu_int8_onnx:
+                start = time.perf_counter()
+                result.cpu_kernels = write_cpu_int8(
+                    staged, paths, options, result.scales, onnx_model
+                )
+                timings["cpu_int8"] = time.perf_counter() - start
         elif qat:
             logger.info("QAT model exported as %s: its ranges are not used", options.data_type)
         if options.gen_ds_config:
