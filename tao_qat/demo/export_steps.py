@@ -1,6 +1,7 @@
 """The demo's export side: ``qat export`` of the pruned FP32 model (PTQ INT8) and of the QAT
-model (QAT INT8), a CPU INT8 model of each for ONNX Runtime, and ``qat evaluate`` of every
-exported model in ONNX Runtime (TAO reference §8; docs/export.md, docs/calibration.md).
+model (QAT INT8), each with ``--target onnxruntime`` so it also writes the CPU INT8 model, and
+``qat evaluate`` of every exported model in ONNX Runtime (TAO reference §8; docs/export.md,
+docs/calibration.md).
 
 Workdir layout::
 
@@ -9,13 +10,14 @@ Workdir layout::
     export/ptq/model.cal.bin/.json  TensorRT calibration cache and tensor scales
     export/ptq/model.cpu_int8.onnx  CPU INT8 (ONNX Runtime integer kernels) from those scales
     export/qat/...                  the same files from the QAT model and its learned ranges
+                                    (CPU INT8: the tensors QAT has no range for calibrated)
     eval_onnx/<variant>/            qat evaluate results of each ONNX model
 """
 
 import json
 import logging
 
-from tao_qat.common.fileio import atomic_path, atomic_write_text
+from tao_qat.common.fileio import atomic_write_text
 from tao_qat.demo import steps as train_steps
 from tao_qat.demo.runner import Step, StepUnavailable, check_json, check_onnx, first_problem
 
@@ -79,30 +81,23 @@ def _cache_ok(path):
     return None if amax else f"{path}: empty calibration cache"
 
 
-def _requires_export():
-    import importlib.util
-
-    for module in ("tao_qat.export.run_export", "tao_qat.export.cpu_int8"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not there yet"
-    return None
-
-
 def export_run(kind):
-    """``qat export --data_type int8 --gen_ds_config`` of the model, then its CPU INT8 model."""
+    """``qat export --data_type int8 --target onnxruntime --gen_ds_config`` of the model: the
+    TensorRT files and the CPU INT8 model from the same PTQ or QAT scales (QAT: the tensors it
+    has no range for are calibrated on the spec's training images)."""
 
     def run(ctx):
         from tao_qat.export.run_export import ExportOptions, run_export
 
         source = EXPORT_SOURCES[kind]
         folder = ctx.path("export", kind)
-        spec = train_steps.spec_path(ctx, source)
         result = run_export(
             ExportOptions(
                 model_path=str(train_steps.model_path(ctx, source)),
                 output_path=str(folder / "model.onnx"),
-                spec_path=str(spec),
+                spec_path=str(train_steps.spec_path(ctx, source)),
                 data_type="int8",
+                target="onnxruntime",
                 cal_json_file=str(folder / "model.cal.json"),
                 batches=ctx.settings.calibration_batches,
                 batch_size=ctx.settings.batch_size,
@@ -113,58 +108,19 @@ def export_run(kind):
         )
         if kind == "qat" and not result.qat:
             raise StepUnavailable(f"{train_steps.model_path(ctx, source)} is not a QAT model")
-        filled = write_cpu_int8(ctx, folder, result.scales, spec)
+        qat_ranges = result.scales.source == "qat"
         summary = {
-            "tensors": len(result.scales.tensor_amax),
-            "activation_qdq": len(result.scales.activation_amax),
-            "weight_qdq": len(result.scales.weight_amax),
-            "calibration": result.calibration or "QAT ranges",
-            "cpu_int8_calibrated_tensors": filled,
+            "tensors": len(result.tensor_amax),
+            "activation_qdq": len(result.activation_amax),
+            "weight_qdq": len(result.weight_amax),
+            "calibration": "QAT ranges" if qat_ranges else result.calibration,
+            "cpu_int8_calibrated_tensors": len(result.scales.cpu_calibrated),
             "timings": {k: round(v, 3) for k, v in result.timings.items()},
         }
         atomic_write_text(folder / "export.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
     return run
-
-
-def write_cpu_int8(ctx, folder, scales, spec_path):
-    """Write ``model.cpu_int8.onnx`` from ``model.onnx`` and the export's Int8Scales.
-
-    PTQ scales cover every tensor. QAT ranges cover only the TensorRT Q/DQ tensors; the CPU
-    graph also quantizes conv outputs, so those are entropy-calibrated on the same training
-    images as PTQ (the QAT ranges win where both exist). Returns how many were calibrated.
-    """
-    import onnx
-
-    from tao_qat.export.cpu_int8 import cpu_int8_activation_tensors, quantize_for_onnxruntime
-
-    float_model = onnx.load(str(folder / "model.onnx"))
-    amax = dict(scales.tensor_amax)
-    weights = scales.weight_amax if scales.source == "qat" else None
-    missing = [t for t in cpu_int8_activation_tensors(float_model) if t not in amax]
-    if missing and scales.source == "qat":
-        amax = {**_calibrate(ctx, float_model, missing, spec_path), **amax}
-    int8 = quantize_for_onnxruntime(float_model, amax, weights, missing="error")
-    with atomic_path(folder / "model.cpu_int8.onnx") as tmp:
-        onnx.save_model(int8, str(tmp))
-    return len(missing) if scales.source == "qat" else 0
-
-
-def _calibrate(ctx, float_model, tensors, spec_path):
-    from tao_qat.export.calibration_data import spec_batches
-    from tao_qat.export.ptq import calibrate_onnx
-    from tao_qat.spec.loader import load_experiment_spec
-
-    dims = float_model.graph.input[0].type.tensor_type.shape.dim
-    batches = spec_batches(
-        load_experiment_spec(spec_path),
-        spec_path.resolve().parent,
-        tuple(int(d.dim_value) for d in dims[1:]),
-        ctx.settings.batch_size,
-        ctx.settings.calibration_batches,
-    )
-    return calibrate_onnx(float_model, batches, method="entropy", tensor_names=tensors)
 
 
 def export_step(kind, title):
@@ -175,7 +131,6 @@ def export_step(kind, title):
         lambda ctx: export_files(ctx, kind),
         export_check(kind),
         (EXPORT_SOURCES[kind],),
-        _requires_export,
     )
 
 

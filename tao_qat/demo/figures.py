@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tao_qat.common.fileio import atomic_path
+from tao_qat.evaluation.average_precision import interpolated_precision
 from tao_qat.postprocessing.boxes import pairwise_iou
 
 TP_COLOR, FP_COLOR, MISSED_COLOR = (0, 220, 0), (255, 40, 40), (255, 230, 0)
@@ -79,7 +80,7 @@ def plot_pr_comparison(path, curves):
             if not curve or not curve["precision"]:
                 ax.plot([], [], label=f"{label} (no detections)")
                 continue
-            precision = np.maximum.accumulate(np.asarray(curve["precision"])[::-1])[::-1]
+            precision = interpolated_precision(curve["precision"])
             recall = np.concatenate([[0.0], curve["recall"]])
             ax.plot(
                 recall,
@@ -98,26 +99,30 @@ def plot_pr_comparison(path, curves):
 
 
 def match_image(boxes, scores, gt_boxes, iou_threshold):
-    """Greedy matching of one image's detections to its ground truth (TAO's rule, +1 px IoU).
+    """TAO's greedy matching (``evaluation.matching.match_class``, +1 px IoU, rounded boxes)
+    of one image's detections to its ground truth.
 
     Args:
         boxes: float [K, 4], scores: float [K]; gt_boxes: float [N, 4]; all (x1, y1, x2, y2)
             in the same pixels.
     Returns:
-        (true_positive bool [K], matched bool [N]).
+        (true_positive bool [K], matched bool [N]); a true positive matched the ground truth
+        it overlaps most (the first on ties).
     """
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    gt_boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    from tao_qat.evaluation.matching import IOU_BORDER, match_class, round_boxes
+
+    boxes = round_boxes(boxes).reshape(-1, 4)
+    gt_boxes = round_boxes(gt_boxes).reshape(-1, 4)
+    one_image = np.zeros(len(boxes), np.int64), np.zeros(len(gt_boxes), np.int64)
+    order, hits = match_class(
+        one_image[0], np.asarray(scores), boxes, one_image[1], gt_boxes, iou_threshold
+    )
     true_positive = np.zeros(len(boxes), bool)
+    true_positive[order] = hits
     matched = np.zeros(len(gt_boxes), bool)
-    if len(boxes) == 0 or len(gt_boxes) == 0:
-        return true_positive, matched
-    iou = pairwise_iou(np.round(boxes), np.round(gt_boxes), border=1.0)
-    for index in np.argsort(-np.asarray(scores), kind="stable"):
-        best = int(np.argmax(iou[index]))
-        if iou[index, best] >= iou_threshold and not matched[best]:
-            matched[best] = True
-            true_positive[index] = True
+    if true_positive.any():
+        iou = pairwise_iou(boxes[true_positive], gt_boxes, border=IOU_BORDER)
+        matched[np.argmax(iou, axis=1)] = True
     return true_positive, matched
 
 

@@ -38,35 +38,16 @@ def accuracy_table(fp32, ptq, qat):
     Args:
         fp32, ptq, qat: results.json dicts (``mean_average_precision``, ``classes``) or None.
     """
+
+    def row(label, a, b, c):
+        differences = (difference(b, a), difference(c, a), difference(c, b))
+        return [label, percent(a), percent(b), percent(c), *(points(d) for d in differences)]
+
     aps = [per_class_ap(r) for r in (fp32, ptq, qat)]
     classes = list(dict.fromkeys(name for ap in aps for name in ap))
-    rows = []
-    for name in classes:
-        a, b, c = (ap.get(name) for ap in aps)
-        rows.append(
-            [
-                name,
-                percent(a),
-                percent(b),
-                percent(c),
-                points(difference(b, a)),
-                points(difference(c, a)),
-                points(difference(c, b)),
-            ]
-        )
+    rows = [row(name, *(ap.get(name) for ap in aps)) for name in classes]
     means = [r["mean_average_precision"] if r else None for r in (fp32, ptq, qat)]
-    a, b, c = means
-    rows.append(
-        [
-            "mean (mAP)",
-            percent(a),
-            percent(b),
-            percent(c),
-            points(difference(b, a)),
-            points(difference(c, a)),
-            points(difference(c, b)),
-        ]
-    )
+    rows.append(row("mean (mAP)", *means))
     return Table(
         [
             "class",
