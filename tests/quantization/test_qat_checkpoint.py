@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tao_qat.common.errors import DataError, UsageError
+from tao_qat.common.errors import UsageError
 from tao_qat.common.tensorflow_setup import keras, tf
 from tao_qat.modeling.model_io import load_model_file, read_model_config, save_model
 from tao_qat.quantization import (
@@ -55,15 +55,17 @@ def test_hdf5_round_trip_keeps_quantizers_and_ranges(make_detectnet, images, tmp
         create_qat_model(loaded)
 
 
-def test_hdf5_needs_the_qat_classes_registered(make_detectnet, tmp_path):
+def test_hdf5_of_a_qat_model_loads_without_extra_arguments(make_detectnet, images, tmp_path):
     float_model = make_detectnet(10)
-    path = save_model(create_qat_model(float_model), tmp_path / "qat.hdf5")
+    qat = create_qat_model(float_model)
+    path = save_model(qat, tmp_path / "qat.hdf5")
     float_path = save_model(float_model, tmp_path / "float.hdf5")
-    # TF-free check of a file's config, e.g. to decide when QAT_CUSTOM_OBJECTS are needed.
+    # TF-free check of a file's config: model_io registers QAT_CUSTOM_OBJECTS only then.
     assert is_qat_config(read_model_config(path))
     assert not is_qat_config(read_model_config(float_path))
-    with pytest.raises(DataError, match="quant_input_1.*QuantizeLayer.*refusing to load"):
-        load_model_file(path)
+    loaded = load_model_file(path)
+    for a, b in zip(loaded(images, training=False), qat(images, training=False), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
 
 
 def test_tf_checkpoint_resume_continues_training_identically(make_detectnet, images, tmp_path):
