@@ -30,6 +30,8 @@ ARCHITECTURES = (
 )
 OBJECTIVES = ("cov", "bbox")
 STRIDE = 16
+# ResNet depths tao_qat builds (0 means 18, as in TAO). TAO's resnet template also has 101/152.
+SUPPORTED_NUM_LAYERS = (0, 10, 18, 34, 50)
 
 
 def check_experiment(spec, c):
@@ -96,7 +98,7 @@ def _check_cost_function(cfg, c):
 def _check_model(cfg, c):
     path = "model_config"
     c.choice(cfg, path, "arch", ARCHITECTURES)
-    c.ge(cfg, path, "num_layers")
+    c.choice(cfg, path, "num_layers", SUPPORTED_NUM_LAYERS)
     c.between(cfg, path, "dropout_rate")
     if c.require(cfg, path, "objective_set"):
         opath = join(path, "objective_set")

@@ -7,6 +7,7 @@
 from tao_qat.spec.checker import Checker, SpecValidationError
 from tao_qat.spec.experiment_rules import check_experiment
 from tao_qat.spec.export_inference_rules import check_dataset_export, check_inference
+from tao_qat.spec.value_rules import check_field_values
 
 __all__ = ["SpecValidationError", "collect_errors", "validate"]
 
@@ -22,6 +23,7 @@ def collect_errors(message, kind, source="<spec>"):
     if kind not in _RULES:
         raise ValueError(f"unknown spec kind {kind!r}")
     checker = Checker(source)
+    check_field_values(message, checker)
     _RULES[kind](message, checker)
     return checker.errors
 

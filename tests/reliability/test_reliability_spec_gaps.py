@@ -1,8 +1,5 @@
-"""Known gaps found by the spec fuzzer: values that parse and validate but fail later.
-
-Each case is ``xfail(strict=True)``: when spec validation starts rejecting it, the test passes
-unexpectedly and fails the run, so the marker and the row of docs/reliability.md get updated.
-"""
+"""Gaps the spec fuzzer found (values that parsed and validated but failed later), now closed:
+validate_spec rejects them with the field path (tao_qat.spec.value_rules, experiment_rules)."""
 
 import pytest
 
@@ -30,11 +27,6 @@ def _validate_edited(run_qat, repo_root, tmp_path, spec, old, new):
             'postprocessing_config.target_class_config["car"].clustering_config.'
             "clustering_algorithm",
             id="undefined_enum_number",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open proto3 enums accept any integer; "
-                "postprocessing later fails with KeyError",
-            ),
         ),
         pytest.param(
             "default",
@@ -42,7 +34,6 @@ def _validate_edited(run_qat, repo_root, tmp_path, spec, old, new):
             "class_weight: inf",
             "cost_function_config.target_classes[0].class_weight",
             id="infinite_float",
-            marks=pytest.mark.xfail(strict=True, reason="inf passes '>= 0' rules"),
         ),
         pytest.param(
             "default",
@@ -50,10 +41,6 @@ def _validate_edited(run_qat, repo_root, tmp_path, spec, old, new):
             "num_layers: 42",
             "model_config.num_layers",
             id="unsupported_num_layers",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="checked only when the model is built (qat train, after TensorFlow starts)",
-            ),
         ),
     ],
 )
