@@ -19,7 +19,7 @@ from tao_qat.common.fileio import atomic_write_text
 from tao_qat.data import partition as part
 from tao_qat.data.sample_modifier import SampleModifier
 from tao_qat.data.sources import read_coco_source, read_kitti_source
-from tao_qat.spec.paths import resolve_spec_path
+from tao_qat.spec.paths import resolve_spec_path, spec_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ def run_dataset_convert(
     try:
         config = load_dataset_export_spec(spec_path)
         result = convert_from_spec(
-            config, output_prefix, Path(spec_path).parent, validation_fold, force, check_images
+            config, output_prefix, spec_dir_of(spec_path), validation_fold, force, check_images
         )
     except QatError as exc:
         if results_dir:

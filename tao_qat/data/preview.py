@@ -7,12 +7,12 @@ augmentation), one colour per target class, so misplaced boxes are easy to spot.
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from tao_qat.common.fileio import atomic_path, check_writable_output
+from tao_qat.spec.paths import spec_dir_of
 
 # One outline colour per class id (cycled).
 COLOURS = ((255, 64, 64), (64, 160, 255), (64, 230, 64), (255, 210, 0), (230, 64, 230))
@@ -95,7 +95,7 @@ def write_preview(spec_path, output, num_images=16, split="train", seed=None, fo
 
     output = check_writable_output(output, force)
     experiment = load_experiment_spec(spec_path, validate=False)
-    batch = preview_batch(experiment, split, num_images, spec_dir=Path(spec_path).parent, seed=seed)
+    batch = preview_batch(experiment, split, num_images, spec_dir=spec_dir_of(spec_path), seed=seed)
     grid = render_grid(batch, target_class_names(experiment))
     with atomic_path(output) as tmp:
         grid.save(tmp, format="PNG")

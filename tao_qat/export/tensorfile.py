@@ -17,6 +17,7 @@ import numpy as np
 
 from tao_qat.common.errors import DataError, UsageError
 from tao_qat.common.fileio import atomic_path, check_writable_output
+from tao_qat.spec.paths import spec_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def run_calibration_tensorfile(options):
     check_writable_output(options.output_path, options.force)
     experiment = load_experiment_spec(options.spec_path)
     split = "validation" if options.use_validation_set else "train_eval"
-    dataset = build_dataset(experiment, split, spec_dir=Path(options.spec_path).resolve().parent)
+    dataset = build_dataset(experiment, split, spec_dir=spec_dir_of(options.spec_path))
     if options.max_batches > 0:
         dataset = dataset.take(options.max_batches)
     batches = (element["images"].numpy() for element in dataset)
