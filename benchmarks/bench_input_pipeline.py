@@ -118,7 +118,7 @@ def main(argv=None):
         experiment = load_experiment_spec(spec, validate=False)
         size = experiment.augmentation_config.preprocessing
         print(
-            f"spec: {args.spec or 'tree tiles (88 train images), full augmentation'}; "
+            f"spec: {args.spec or 'tree tiles (84 train images), full augmentation'}; "
             f"input {size.output_image_width}x{size.output_image_height}, batch "
             f"{experiment.training_config.batch_size_per_gpu}, {args.batches} batches timed "
             f"after {args.warmup} warm-up"

@@ -149,7 +149,7 @@ def _intro(ctx):
     chosen = "" if threshold is None else f", -pth {threshold:g}"
     return (
         f"TAO's DetectNet_v2 workflow on the vendored aerial tree tiles (examples/trees: "
-        f"88 training and 12 validation tiles, class 'tree'), '{s.name}' settings: "
+        f"84 training and 10 validation tiles, class 'tree'), '{s.name}' settings: "
         f"ResNet-{s.num_layers} at {s.image_size[0]}x{s.image_size[1]}; FP32 training "
         f"{_epochs(s.fp32_epochs)} -> prune to at most {100 * s.prune_target_ratio:.0f}% of "
         f"the conv weights{chosen} -> retrain {_epochs(s.retrain_epochs)} -> QAT retrain "

@@ -30,7 +30,7 @@ def _label_counts(split):
     return len(files), sum(len(read_kitti_labels(p)) for p in files)
 
 
-@pytest.mark.parametrize(("split", "tiles", "boxes"), [("train", 88, 1371), ("val", 12, 290)])
+@pytest.mark.parametrize(("split", "tiles", "boxes"), [("train", 84, 1586), ("val", 10, 191)])
 def test_example_specs_convert_the_vendored_tiles(tmp_path, split, tiles, boxes):
     assert _label_counts(split) == (tiles, boxes)
     spec = TREES / "specs" / f"trees_tfrecords_{split}.txt"
@@ -47,11 +47,35 @@ def test_example_specs_convert_the_vendored_tiles(tmp_path, split, tiles, boxes)
             assert 0 <= x1 < x2 <= 384 and 0 <= y1 < y2 <= 384
 
 
-def test_validation_tiles_come_from_another_image():
-    train = {p.stem for p in (TREES / "data" / "train" / "image_2").glob("*.jpg")}
-    val = {p.stem for p in (TREES / "data" / "val" / "image_2").glob("*.jpg")}
-    assert all(s.startswith("YELL_528000_4978000_") for s in train)
-    assert all(s.startswith("YELL_541000_4977000_") for s in val)
+def _tile_corners(split):
+    """{source: [(x0, y0), ...]} parsed from tile names YELL_<e>_<n>_x<X>_y<Y>."""
+    corners = {}
+    for path in (TREES / "data" / split / "image_2").glob("*.jpg"):
+        source, x, y = re.fullmatch(r"(YELL_\d+_\d+)_x(\d+)_y(\d+)", path.stem).groups()
+        corners.setdefault(source, []).append((int(x), int(y)))
+    return corners
+
+
+def test_validation_band_never_shares_a_pixel_with_training():
+    # Source heights 1704 and 1035: the held-out band is the last 384 rows of each image.
+    band_top = {"YELL_528000_4978000": 1704 - 384, "YELL_541000_4977000": 1035 - 384}
+    train, val = _tile_corners("train"), _tile_corners("val")
+    assert set(train) == set(val) == set(band_top)  # both forests in both splits
+    for source, top in band_top.items():
+        assert all(y0 + 384 <= top for _, y0 in train[source])
+        assert {y0 for _, y0 in val[source]} == {top}
+    assert sorted(x0 for x0, _ in val["YELL_541000_4977000"]) == [0, 384, 768, 1152]
+
+
+def test_training_boxes_never_reach_into_the_band():
+    tiles = _make_tiles()
+    # Image 1035 rows high: train rows [0, 651), band [651, 1035); a box crossing row 651
+    # keeps its upper part in training (if >= 40%) and its lower part in validation.
+    assert tiles.split_rows(1035) == ((0, 651), (651, 1035))
+    assert tiles.tile_origins("val", 1249, 1035) == [(0, 651), (384, 651), (768, 651), (1152, 651)]
+    crossing = [KittiObject("tree", (10, 631, 30, 671))]  # 20 px above row 651, 20 below
+    assert tiles.clip_boxes(crossing, 0, 267, region=(0, 651)) == [("tree", (10, 364, 30, 384))]
+    assert tiles.clip_boxes(crossing, 0, 651, region=(651, 1035)) == [("tree", (10, 0, 30, 20))]
 
 
 def test_readme_states_the_counts():

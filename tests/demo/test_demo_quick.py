@@ -48,7 +48,7 @@ def test_numbers_are_finite(quick_demo):
     for variant in ("fp32", "ptq_int8", "qat_int8", "qat_fp32", "ptq_cpu_int8", "qat_cpu_int8"):
         results = _json(workdir / "eval_onnx" / variant / "results.json")
         assert math.isfinite(results["mean_average_precision"]), variant
-        assert results["classes"]["tree"]["num_ground_truth"] == 290  # all 12 validation tiles
+        assert results["classes"]["tree"]["num_ground_truth"] == 191  # all 10 validation tiles
     bench = _json(workdir / "benchmark" / "benchmark.json")["onnxruntime"]
     for timings in bench.values():
         for timing in timings.values():
