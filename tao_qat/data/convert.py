@@ -1,8 +1,10 @@
 """dataset_convert: KITTI or COCO labels -> sharded TFRecords of tf.train.Example (reference §10).
 
 Everything is read and checked first (labels, image sizes, output names); shards are written
-only then, each atomically, so a bad label or image never leaves a half-written dataset. See
-docs/data.md for what is checked, what is skipped and reported, and where we differ from TAO.
+only then, to temp files renamed all together at the end (``common.fileio.atomic_paths``), so a
+bad label or image, an error or a ``kill -9`` never leaves a partial dataset under the final
+names, and the next run cleans up after a killed one. See docs/data.md for what is checked,
+what is skipped and reported, and where we differ from TAO.
 """
 
 import json
@@ -15,10 +17,15 @@ from pathlib import Path
 from tabulate import tabulate
 
 from tao_qat.common.errors import DataError, OutputExistsError, QatError, SpecError, UsageError
-from tao_qat.common.fileio import atomic_write_text
+from tao_qat.common.fileio import atomic_paths, atomic_write_text, discard_interrupted
 from tao_qat.data import partition as part
 from tao_qat.data.sample_modifier import SampleModifier
-from tao_qat.data.sources import read_coco_source, read_kitti_source
+from tao_qat.data.sources import (
+    boxes_outside,
+    format_outside,
+    read_coco_source,
+    read_kitti_source,
+)
 from tao_qat.spec.paths import resolve_spec_path, spec_dir_of
 
 logger = logging.getLogger(__name__)
@@ -54,6 +61,8 @@ class ConversionResult:
             [int(x1), int(y1), int(x2), int(y2)]} of objects skipped for inverted boxes.
         warning_path: ``<prefix>_warning.json`` if anything was skipped, else None.
         removed: stale files of an earlier run at this prefix removed under ``force``.
+        outside: ``BoxOutside`` per written object whose box extends outside its image (kept,
+            as TAO does; training clips boxes to the image).
     """
 
     shards: list
@@ -62,6 +71,7 @@ class ConversionResult:
     skipped: dict = field(default_factory=dict)
     warning_path: Path | None = None
     removed: list = field(default_factory=list)
+    outside: list = field(default_factory=list)
 
     @property
     def paths(self):
@@ -104,6 +114,8 @@ class ConversionResult:
                 f"Skipped {len(self.skipped)} object(s) with int(x1) >= int(x2) or "
                 f"int(y1) >= int(y2); listed in {self.warning_path}"
             )
+        if self.outside:
+            lines.append(format_outside(self.outside))
         return "\n".join(lines)
 
 
@@ -116,7 +128,7 @@ def plan_shards(output_prefix, partitions, num_partitions, shard_counts, sample_
     plans = []
     for index, frames in enumerate(partitions):
         if not frames:
-            logger.info("partition %d is empty: no file written for it", index)
+            logger.warning("partition %d is empty: no file written for it", index)
             continue
         for shard_index, shard_frames in enumerate(part.shard(frames, shard_counts[index])):
             written = []
@@ -163,16 +175,19 @@ def write_partitions(
         raise DataError("the dataset has no frames to convert")
     plans = plan_shards(prefix, source.partitions, num_partitions, shard_counts, sample_modifier)
     warning_path = Path(f"{prefix}_warning.json")
+    _clean_up_killed_run(prefix)
     existing = part.existing_outputs(prefix)
     if existing and not force:
         raise OutputExistsError(existing[0])
-    from tao_qat.data.tfrecord_writer import write_records  # imports TensorFlow
+    from tao_qat.data.tfrecord_writer import write_records_to  # imports TensorFlow
 
-    for plan in plans:
-        logger.info("writing %s (%d records)", plan.path, plan.num_records)
-        write_records(plan.path, plan.frames)
-    if source.skipped:
-        atomic_write_text(warning_path, json.dumps(source.skipped, indent=2) + "\n")
+    outputs = [plan.path for plan in plans] + ([warning_path] if source.skipped else [])
+    with atomic_paths(outputs, pending_marker(prefix)) as temps:
+        for plan, temp in zip(plans, temps, strict=False):
+            logger.info("writing %s (%d records)", plan.path, plan.num_records)
+            write_records_to(temp, plan.frames)
+        if source.skipped:
+            temps[-1].write_text(json.dumps(source.skipped, indent=2) + "\n", encoding="utf-8")
     keep = {p.path for p in plans} | ({warning_path} if source.skipped else set())
     removed = [path for path in existing if path not in keep]
     for path in removed:
@@ -185,7 +200,31 @@ def write_partitions(
         dict(source.skipped),
         warning_path if source.skipped else None,
         removed,
+        boxes_outside(source.partitions),
     )
+
+
+def pending_marker(prefix):
+    """The hidden file listing the outputs of a conversion to ``prefix`` while they are renamed
+    (``common.fileio.atomic_paths``)."""
+    prefix = Path(prefix)
+    return prefix.with_name(f".{prefix.name}.pending.json")
+
+
+def _clean_up_killed_run(prefix):
+    """Remove what a conversion to ``prefix`` killed with ``kill -9`` left: its temp files and,
+    if it was killed while renaming its outputs, the incomplete set of shards."""
+    for temp in part.stale_temp_files(prefix):
+        temp.unlink(missing_ok=True)
+    removed = discard_interrupted(pending_marker(prefix))
+    if removed:
+        logger.warning(
+            "%s: removed %d file(s) of an earlier run that was interrupted while renaming its "
+            "outputs (e.g. %s)",
+            prefix,
+            len(removed),
+            removed[0].name,
+        )
 
 
 def convert_kitti(
@@ -353,6 +392,7 @@ def run_dataset_convert(
                 "num_objects": {str(k): dict(v) for k, v in result.partition_objects().items()},
                 "class_map": result.class_map,
                 "skipped_objects": len(result.skipped),
+                "objects_outside_image": len(result.outside),
                 "warning_file": str(result.warning_path) if result.warning_path else None,
             },
         )

@@ -145,6 +145,20 @@ def existing_outputs(prefix):
     return sorted(found)
 
 
+def stale_temp_files(prefix):
+    """Temp files left by a conversion to ``prefix`` killed while writing: hidden
+    ``.<output name>.<8 random characters>.tmp`` files (``common.fileio.atomic_path``)."""
+    prefix = Path(prefix)
+    folder = prefix.parent if str(prefix.parent) else Path(".")
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(
+        r"^\." + re.escape(prefix.name) + r"(_warning\.json|-fold-\d{3}-of-\d{3}(-shard-\d{5}-of-"
+        r"\d{5})?|-shard-\d{5}-of-\d{5})?\.[a-z0-9_]{8}\.tmp(\.json)?$"
+    )
+    return sorted(p for p in folder.iterdir() if pattern.match(p.name) and p.is_file())
+
+
 def new_rng():
     """The random stream TAO's converters use: Python ``random`` seeded with 42."""
     return random.Random(TAO_SEED)

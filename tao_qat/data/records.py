@@ -219,7 +219,7 @@ def read_records(sources, dataset_config, class_names, split="train"):
         raise SpecError('dataset_config.image_extension: must not be empty (e.g. "png")')
     frame_ids, paths, origins, weights, widths, heights = [], [], [], [], [], []
     boxes, classes, counts = [], [], [0]
-    dropped = Counter()
+    dropped, too_small = Counter(), 0
     for source in sources:
         for path in source.files:
             for frame_id, width, height, names, coords in _read_file(path):
@@ -230,6 +230,7 @@ def read_records(sources, dataset_config, class_names, split="train"):
                     (coords[:, 3] - coords[:, 1]) >= 1.0
                 )
                 keep = (ids >= 0) & size_ok
+                too_small += int(np.sum((ids >= 0) & ~size_ok))
                 frame_ids.append(frame_id)
                 paths.append(os.path.join(source.image_directory, f"{frame_id}.{extension}"))
                 origins.append(f"{path}, frame/id {frame_id!r}")
@@ -239,8 +240,23 @@ def read_records(sources, dataset_config, class_names, split="train"):
                 boxes.append(coords[keep])
                 classes.append(ids[keep])
                 counts.append(int(keep.sum()))
+    where = ", ".join(s.field_path for s in sources)
     if dropped:
-        logger.info("objects of unmapped classes ignored: %s", dict(sorted(dropped.items())))
+        logger.warning(
+            "%s split (%s): %d object(s) of classes not in dataset_config.target_class_mapping "
+            "ignored: %s",
+            split,
+            where,
+            sum(dropped.values()),
+            ", ".join(f"{name} {count}" for name, count in sorted(dropped.items())),
+        )
+    if too_small:
+        logger.warning(
+            "%s split (%s): %d object(s) with boxes under 1 x 1 pixel or inverted ignored",
+            split,
+            where,
+            too_small,
+        )
     check_images_exist(paths, origins)
     return SplitRecords(
         split=split,
@@ -272,6 +288,6 @@ def load_split(experiment, split, spec_dir=None):
         sources, experiment.dataset_config, target_class_names(experiment), split
     )
     if not len(records):
-        patterns = ", ".join(repr(s.pattern) for s in sources)
-        raise DataError(f"{split} split is empty: no record in {patterns}")
+        where = ", ".join(f"{s.field_path}.tfrecords_path ({s.pattern!r})" for s in sources)
+        raise DataError(f"{where}: no record: the {split} split is empty")
     return records

@@ -2,7 +2,8 @@
 
 Partitioning and shuffling follow TAO (``tao_qat.data.partition``). Every label is parsed and
 every image opened (and by default fully decoded) here, before anything is written, so a bad
-file fails the conversion with one line naming it. TF-free.
+file fails the conversion with one line naming it; boxes extending outside their image are
+counted for the report (``boxes_outside``). TF-free.
 """
 
 import logging
@@ -38,6 +39,49 @@ class SourceData:
     partitions: list
     class_map: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BoxOutside:
+    """An object whose box (x1, y1, x2, y2, image pixels) is not inside its width x height
+    image; ``entirely`` when it does not overlap the image at all."""
+
+    frame_id: str
+    box: tuple
+    width: int
+    height: int
+
+    @property
+    def entirely(self):
+        x1, y1, x2, y2 = self.box
+        return x2 <= 0 or y2 <= 0 or x1 >= self.width or y1 >= self.height
+
+
+def boxes_outside(partitions):
+    """BoxOutside of every object of ``partitions`` (lists of Frame) not inside its image."""
+    found = []
+    for frames in partitions:
+        for frame in frames:
+            for obj in frame.objects:
+                x1, y1, x2, y2 = obj.box
+                if x1 < 0 or y1 < 0 or x2 > frame.width or y2 > frame.height:
+                    found.append(
+                        BoxOutside(frame.frame_id, tuple(obj.box), frame.width, frame.height)
+                    )
+    return found
+
+
+def format_outside(outside):
+    """One report line: how many boxes extend outside their image, and the first of them."""
+    entirely = sum(item.entirely for item in outside)
+    first = outside[0]
+    box = ", ".join(f"{v:g}" for v in first.box)
+    return (
+        f"{len(outside)} object(s) have boxes extending outside their image ({entirely} "
+        f"entirely outside), e.g. frame {first.frame_id!r}: ({box}) in a {first.width}x"
+        f"{first.height} image; kept as TAO does: training clips boxes to the image and drops "
+        "those left without area"
+    )
 
 
 def read_image_size(path, decode=True):

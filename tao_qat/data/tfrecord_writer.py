@@ -1,7 +1,9 @@
 """Frames -> tf.train.Example records in TAO's DetectNet_v2 layout, written atomically (§10).
 
 Feature names come from ``tao_qat.data.features``. Every object list feature is present even
-when a frame has no objects (empty lists), as TAO writes them. Images are not embedded.
+when a frame has no objects (empty lists), as TAO writes them. Images are not embedded. Records
+are serialized deterministically (feature map sorted by name): the same frames give the same
+bytes in every run.
 """
 
 from tao_qat.common.fileio import atomic_path
@@ -40,12 +42,19 @@ def frame_to_example(frame):
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
+def write_records_to(path, frames):
+    """Write ``frames`` (list of Frame) to the TFRecord file ``path`` as is (not atomically:
+    ``path`` is a temp name the caller renames). Returns the record count."""
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for frame in frames:
+            writer.write(frame_to_example(frame).SerializeToString(deterministic=True))
+    return len(frames)
+
+
 def write_records(path, frames):
     """Write ``frames`` (list of Frame) to the TFRecord file ``path`` atomically.
 
     The file appears under its final name only once complete. Returns the record count.
     """
-    with atomic_path(path, suffix=".tmp") as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
-        for frame in frames:
-            writer.write(frame_to_example(frame).SerializeToString())
-    return len(frames)
+    with atomic_path(path, suffix=".tmp") as tmp:
+        return write_records_to(tmp, frames)

@@ -1,8 +1,10 @@
 """Keras callbacks of ``qat train``: auto-weighting, validation, divergence guard, status.
 
-Order matters at epoch end (Keras calls callbacks in list order): progress -> auto-weighting ->
-validation -> checkpoint -> status, so the checkpoint holds the updated objective weights and
-the status line carries the validation result.
+Order matters at epoch end (Keras calls callbacks in list order): progress -> divergence guard
+-> auto-weighting -> validation -> status -> checkpoint, so a diverged model is never saved, the
+checkpoint holds the updated objective weights and the status line carries the validation
+result. With dynamic loss scaling (``training_config.cost_scaling``), steps skipped for
+non-finite gradients are counted per epoch (``LossScaleTracker``), not fatal.
 """
 
 import logging
@@ -12,9 +14,10 @@ import time
 import numpy as np
 
 from tao_qat.common.errors import QatError
-from tao_qat.common.tensorflow_setup import keras
+from tao_qat.common.tensorflow_setup import keras, tf
 from tao_qat.evaluation.report import format_table
 from tao_qat.inference.predictor import KerasPredictor
+from tao_qat.training.checkpoints import find_latest_checkpoint
 from tao_qat.training.optimizer import current_learning_rate
 from tao_qat.training.status import epoch_record
 
@@ -38,24 +41,116 @@ class AutoWeightingCallback(keras.callbacks.Callback):
 
 
 class DivergenceGuard(keras.callbacks.Callback):
-    """Stop with a clear error naming the epoch and step when the loss is NaN or infinite."""
+    """Stop with one line naming the epoch and step when training diverges.
+
+    Checks the loss after every step and, at epoch end, that every float weight is finite (a
+    step whose loss is still finite can write NaN or infinite weights). Place it before the
+    checkpoint callback: the epoch end check then runs before the save, so a diverged model is
+    never written under a final name. The message names the newest complete checkpoint, kept.
+    """
 
     def __init__(self, results_dir):
         super().__init__()
         self.results_dir = results_dir
         self.epoch = 0
+        self.steps = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
+        self.steps = batch + 1
         loss = float((logs or {}).get("loss", 0.0))
         if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"training diverged: loss is {loss} at epoch {self.epoch}, step {batch + 1}; "
-                f"the last complete checkpoint in {self.results_dir} is kept (lower the "
-                "learning rate or check the data)"
-            )
+            raise TrainingDiverged(self._message(f"step {batch + 1}", f"the loss is {loss}"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        name = first_non_finite_weight(self.model)
+        if name is not None:
+            where = f"end (step {self.steps})" if self.steps else "end"
+            raise TrainingDiverged(self._message(where, f"weight {name} is not finite"))
+
+    def _message(self, where, what):
+        latest = find_latest_checkpoint(self.results_dir) if self.results_dir else None
+        kept = (
+            f"the checkpoint of epoch {latest.epoch} ({latest.path}) is kept"
+            if latest is not None
+            else "no checkpoint was written before"
+        )
+        return (
+            f"training diverged at epoch {self.epoch}, {where}: {what}; {kept} (lower the "
+            "learning rate or check the data)"
+        )
+
+
+def first_non_finite_weight(model):
+    """Name of the first float weight of ``model`` holding a NaN or infinity, or None."""
+    weights = [w for w in model.weights if w.dtype.is_floating]
+    if not weights:
+        return None
+    finite = [tf.reduce_all(tf.math.is_finite(w)) for w in weights]
+    if bool(tf.reduce_all(tf.stack(finite)).numpy()):
+        return None
+    return next(w.name for w, ok in zip(weights, finite, strict=True) if not bool(ok.numpy()))
+
+
+def skipped_steps(prev_scale, prev_counter, scale, counter, steps):
+    """Steps skipped for non-finite gradients among ``steps`` consecutive optimizer steps that
+    took Keras's dynamic loss scale state from (prev_scale, prev_counter) to (scale, counter).
+
+    A finite step adds 1 to the counter, or doubles the scale and resets the counter after
+    ``growth_steps`` finite steps; a skipped step halves the scale (never below 1) and resets
+    the counter. Exact for ``steps == 1``; a lower bound when several steps run between two
+    observations (``steps_per_execution`` > 1).
+    """
+    if steps <= 0 or (scale == prev_scale and counter == prev_counter + steps):
+        return 0
+    if scale > prev_scale:
+        return 0
+    if scale < prev_scale:
+        return max(1, round(math.log2(prev_scale / scale)))
+    return 1  # same scale, counter reset: skipped at the floor scale 1
+
+
+class LossScaleTracker:
+    """Counts the steps a dynamic ``LossScaleOptimizer`` skipped, observed after each batch.
+
+    Args:
+        optimizer: the training optimizer; ``LossScaleTracker.for_optimizer`` returns None when
+            it does not use dynamic loss scaling.
+    Attributes:
+        epoch_skipped, total_skipped: skipped steps in the current epoch / since training began.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.scale, self.counter = self._state()
+        self.epoch_skipped = 0
+        self.total_skipped = 0
+
+    @classmethod
+    def for_optimizer(cls, optimizer):
+        dynamic = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer) and getattr(
+            optimizer, "dynamic", False
+        )
+        return cls(optimizer) if dynamic else None
+
+    def _state(self):
+        scale = float(tf.convert_to_tensor(self.optimizer.loss_scale).numpy())
+        return scale, int(self.optimizer.dynamic_counter.numpy())
+
+    def start_epoch(self):
+        self.epoch_skipped = 0
+        self.scale, self.counter = self._state()
+
+    def observe(self, steps):
+        """Read the state after ``steps`` more optimizer steps; return the steps skipped."""
+        scale, counter = self._state()
+        skipped = skipped_steps(self.scale, self.counter, scale, counter, steps)
+        self.scale, self.counter = scale, counter
+        self.epoch_skipped += skipped
+        self.total_skipped += skipped
+        return skipped
 
 
 class ValidationCallback(keras.callbacks.Callback):
@@ -99,6 +194,10 @@ class ValidationCallback(keras.callbacks.Callback):
 class StatusCallback(keras.callbacks.Callback):
     """One ``status.json`` line and TensorBoard scalars per epoch.
 
+    With dynamic loss scaling the record also holds ``skipped_steps`` (steps of the epoch
+    skipped for non-finite gradients) and ``loss_scale`` (at epoch end), and an epoch with
+    skipped steps logs one warning line saying how many and the new loss scale.
+
     Args:
         status_log: ``training.status.StatusLog``; tensorboard: ``TensorBoardWriter``.
         cost: DetectNetCost (class names, objective weights).
@@ -117,15 +216,26 @@ class StatusCallback(keras.callbacks.Callback):
         self._epoch_start = None
         self._train_start = None
         self._first_epoch = None
+        self._loss_scale = None
+        self._last_batch = -1
         self.records = []
 
     def on_train_begin(self, logs=None):
         self._train_start = time.monotonic()
+        self._loss_scale = LossScaleTracker.for_optimizer(self.model.optimizer)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.monotonic()
         if self._first_epoch is None:
             self._first_epoch = epoch
+        self._last_batch = -1
+        if self._loss_scale is not None:
+            self._loss_scale.start_epoch()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._loss_scale is not None:
+            self._loss_scale.observe(batch - self._last_batch)
+            self._last_batch = batch
 
     def on_epoch_end(self, epoch, logs=None):
         completed = epoch + 1
@@ -152,6 +262,17 @@ class StatusCallback(keras.callbacks.Callback):
             epoch_seconds=now - self._epoch_start,
             eta_seconds=eta,
         )
+        if self._loss_scale is not None:
+            skipped, scale = self._loss_scale.epoch_skipped, self._loss_scale.scale
+            record.update(skipped_steps=skipped, loss_scale=scale)
+            self.tensorboard.scalars(completed, {"skipped_steps": skipped, "loss_scale": scale})
+            if skipped:
+                logger.warning(
+                    "epoch %d: %d step(s) skipped (non-finite gradients), loss scale now %g",
+                    completed,
+                    skipped,
+                    scale,
+                )
         self.records.append(record)
         self.status_log.write(record)
         self.tensorboard.epoch(record)

@@ -12,7 +12,9 @@ A resumable checkpoint is written into a temp folder, every file fsync'd, the ma
 ``COMPLETE.json`` (epoch, file sizes) written last, then the folder is renamed to
 ``epoch-<E>`` (atomic on POSIX). So after ``kill -9`` at any moment a checkpoint is either
 complete or invisible: ``find_latest_checkpoint`` only returns ``epoch-<E>`` folders whose marker
-parses, names the same epoch and matches the sizes of the files on disk.
+parses, names the same epoch and matches the sizes of the files on disk. A save that fails (full
+disk, I/O error) removes what it had written and raises ``CheckpointWriteError``, one line naming
+the file, the reason and the newest complete checkpoint, which is left as it was.
 """
 
 import json
@@ -26,8 +28,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from tao_qat.common.errors import DataError
-from tao_qat.common.fileio import fsync_dir
+from tao_qat.common.errors import DataError, QatError
+from tao_qat.common.fileio import disk_full_errno, fsync_dir
 from tao_qat.common.tensorflow_setup import keras, tf
 from tao_qat.modeling.model_io import save_model
 
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CheckpointCallback",
     "CheckpointInfo",
+    "CheckpointWriteError",
     "checkpoint_interval",
     "find_latest_checkpoint",
     "hdf5_checkpoint_path",
@@ -54,6 +57,10 @@ _DIR_RE = re.compile(r"^epoch-(\d+)$")
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
 _EPOCH_KEY = "checkpoint_epoch"
+
+
+class CheckpointWriteError(QatError):
+    """A checkpoint could not be written (full disk, I/O error); earlier ones are intact."""
 
 
 @dataclass(frozen=True)
@@ -116,12 +123,26 @@ def save_checkpoint(results_dir, epoch, objects, model=None, keep=2, is_chief=Tr
     _remove_stale(root)
     for stale in Path(results_dir).glob(".model.epoch-*.hdf5.*"):  # atomic_path temp, killed
         stale.unlink(missing_ok=True)
-    if model is not None:
-        save_model(model, hdf5_checkpoint_path(results_dir, epoch), force=True, key=key)
+    final = root / f"epoch-{epoch}"
+    target = hdf5_checkpoint_path(results_dir, epoch)
+    try:
+        if model is not None:
+            save_model(model, target, force=True, key=key)
+        target = final
+        _write_checkpoint_dir(root, final, epoch, objects)
+    except (OSError, tf.errors.OpError) as exc:
+        raise CheckpointWriteError(_write_failure(results_dir, target, epoch, exc)) from exc
+    info = CheckpointInfo(epoch, final)
+    logger.info("checkpoint saved: %s", final)
+    prune_checkpoints(results_dir, keep)
+    return info
+
+
+def _write_checkpoint_dir(root, final, epoch, objects):
+    """Write the TF checkpoint into a temp folder of ``root`` and rename it to ``final``."""
     tmp_dir = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}epoch-{epoch}-", dir=root))
     try:
         _write_checkpoint_files(tmp_dir, epoch, objects)
-        final = root / f"epoch-{epoch}"
         if final.exists():  # re-written epoch (resumed from an older checkpoint)
             trash = root / f"{_TRASH_PREFIX}{final.name}-{time.time_ns()}"
             os.replace(final, trash)
@@ -133,10 +154,26 @@ def save_checkpoint(results_dir, epoch, objects, model=None, keep=2, is_chief=Tr
     finally:
         if tmp_dir.exists():
             shutil.rmtree(tmp_dir, ignore_errors=True)
-    info = CheckpointInfo(epoch, final)
-    logger.info("checkpoint saved: %s", final)
-    prune_checkpoints(results_dir, keep)
-    return info
+
+
+def _write_failure(results_dir, target, epoch, exc):
+    """One line: which file of which epoch failed, why, and what is kept."""
+    code = disk_full_errno(exc)
+    if code is not None:
+        reason = os.strerror(code)
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:
+        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        reason = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", text).strip().splitlines()[0]
+        reason = reason.rsplit("; ", 1)[-1][:200]  # TF: "<file>; <reason>"
+    latest = find_latest_checkpoint(results_dir)
+    kept = (
+        f"the checkpoint of epoch {latest.epoch} ({latest.path}) is kept"
+        if latest is not None
+        else "no earlier checkpoint exists"
+    )
+    return f"{target}: cannot write the checkpoint of epoch {epoch} ({reason}); {kept}"
 
 
 def _save_hdf5(model, path):

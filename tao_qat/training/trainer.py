@@ -230,8 +230,8 @@ def run_train(options):
             validation_epochs(experiment.evaluation_config, num_epochs),
             echo=options.echo if chief else (lambda _: None),
         )
-    status_log = StatusLog(results_dir / "status.json",
-                           resume_epoch=initial_epoch if latest else None, enabled=chief)
+    # Epoch lines after the checkpoint resumed from (or all, with none) are from a killed run.
+    status_log = StatusLog(results_dir / "status.json", resume_epoch=initial_epoch, enabled=chief)
     tensorboard = TensorBoardWriter(results_dir / EVENTS_DIRNAME, enabled=chief)
     callbacks = [progress, cb.DivergenceGuard(results_dir), cb.AutoWeightingCallback(cost)]
     callbacks += [validation] if validation else []
