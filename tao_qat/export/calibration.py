@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from tao_qat.common.errors import DataError, UsageError
+from tao_qat.export.histogram_binning import abs_histogram, abs_max
 
 logger = logging.getLogger(__name__)
 
@@ -60,30 +61,52 @@ class HistogramCollector:
         self._width = None  # bin width w (float64)
 
     def collect(self, x):
-        """Add the values of ``x`` (array-like of any shape; NaN/inf raise DataError)."""
-        values = np.abs(np.asarray(x, dtype=np.float32).ravel())
+        """Add the values of ``x`` (array-like of any shape; NaN/inf raise DataError).
+
+        One pass in blocks (``abs_histogram``) once the width is known; the first batch with a
+        non-zero max, and a batch that would force coarsening, first scan for max |x|. Either
+        way the counts are those of the rule in the class docstring, bit for bit.
+        """
+        values = np.asarray(x, dtype=np.float32).reshape(-1)
         if values.size == 0:
             return
-        batch_max = float(values.max())
+        if self._counts is not None:
+            # fast path: bins of the current width; stops early if coarsening would be needed
+            stop = max(self.upper_edge, (self.max_bins - 1) * self._width)
+            batch, batch_max = abs_histogram(values, self._width, stop)
+            if batch is not None:
+                self._add(batch, batch_max, values.size)
+                return
+        batch_max = abs_max(values)
         if not math.isfinite(batch_max):
             raise DataError(f"{self.name}: non-finite activation values (NaN or inf)")
-        self.count += values.size
-        self.max = max(self.max, batch_max)
         if self._counts is None:
             if batch_max == 0.0:
                 self._zeros += values.size
+                self.count += values.size
                 return
             self._width = batch_max / self.num_bins
             self._counts = np.zeros(self.num_bins, dtype=np.int64)
             self._counts[0] += self._zeros
         elif batch_max > self.upper_edge:
             self._extend(batch_max)
+        batch, _ = abs_histogram(values, self._width, math.inf)
+        self._add(batch, batch_max, values.size)
+
+    def _add(self, batch, batch_max, size):
+        """Merge block counts of floor(|x| / w) (any length) after extending to batch_max;
+        indices >= N go in the last bin (the top edge and float32 round-up)."""
+        if not math.isfinite(batch_max):
+            raise DataError(f"{self.name}: non-finite activation values (NaN or inf)")
+        if batch_max > self.upper_edge:
+            self._extend(batch_max)
         n = self._counts.size
-        # bin index floor(|x| / w), computed in place on our own |x| copy; the top edge (and
-        # float32 round-up) goes in the last bin. bincount is fastest on intp indices.
-        values *= np.float32(1.0 / self._width)
-        np.minimum(values, np.float32(n - 1), out=values)
-        self._counts += np.bincount(values.astype(np.intp), minlength=n)
+        if batch.size > n:
+            batch[n - 1] += batch[n:].sum()
+            batch = batch[:n]
+        self._counts[: batch.size] += batch
+        self.count += size
+        self.max = max(self.max, batch_max)
 
     @property
     def upper_edge(self):

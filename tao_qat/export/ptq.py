@@ -8,7 +8,9 @@ TensorRT calibration cache directly (every tensor of the unfused network, as DLA
 """
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -17,6 +19,8 @@ from tao_qat.export.calibration import DEFAULT_NUM_BINS, HistogramCollector, com
 from tao_qat.export.onnx_names import as_name_map, expose_tensors
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 
 
 def float_tensors(onnx_model):
@@ -36,49 +40,112 @@ def float_tensors(onnx_model):
     return list(dict.fromkeys(names))
 
 
+def calibration_session(onnx_model, fetched, *, providers=DEFAULT_PROVIDERS, intra_op_threads=0):
+    """ONNX Runtime session of ``onnx_model`` that also outputs the tensors ``fetched``.
+
+    Full graph optimisation (fusions blocked by an exposed tensor simply do not happen); no
+    memory pattern (it would allocate a second, fresh block for the few tensors that are not
+    outputs on the second run); ``intra_op_threads`` 0 is ONNX Runtime's default (one per
+    physical core); idle threads do not spin, leaving the CPU to the binning thread.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_mem_pattern = False  # nearly every tensor is an output: halves page faults
+    options.intra_op_num_threads = int(intra_op_threads)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    exposed = expose_tensors(onnx_model, fetched).SerializeToString()
+    return ort.InferenceSession(exposed, options, providers=list(providers))
+
+
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _model_outputs(session, fetched, input_name, batches, overlap):
+    """Yield (batch, [value of each fetched tensor]) per batch, zero-copy ORT outputs.
+
+    With ``overlap``, ONNX Runtime computes batch k + 1 in a worker thread while the caller
+    histograms batch k (ORT releases the GIL; at most two batches of outputs are alive).
+    """
+    batches = (np.ascontiguousarray(batch, dtype=np.float32) for batch in batches)
+    if not overlap:
+        for batch in batches:
+            yield batch, session.run(fetched, {input_name: batch})
+        return
+
+    def run(batch):
+        return batch, session.run(fetched, {input_name: batch})
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ptq-ort") as pool:
+        pending = None
+        for batch in batches:
+            future = pool.submit(run, batch)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
 def collect_histograms(
     onnx_model,
     batches,
     tensor_names=None,
     *,
     num_bins=DEFAULT_NUM_BINS,
-    providers=("CPUExecutionProvider",),
+    providers=DEFAULT_PROVIDERS,
+    intra_op_threads=None,
+    overlap=True,
 ):
     """Histogram |x| of ``tensor_names`` (default: ``float_tensors``) over all batches.
+
+    One pass: each batch runs once through ONNX Runtime with every tensor exposed as an output,
+    and each output is histogrammed as soon as it exists (the collector's same-width extension
+    makes a separate range pass unnecessary, calibration.py). Timings: docs/calibration.md §1.
 
     Args:
         onnx_model: float onnx.ModelProto with one image input.
         batches: iterable of float32 inputs in the model's layout ([B, C, H, W] for our export).
+        intra_op_threads: ONNX Runtime intra-op threads; 0: its default (one per core); None:
+            one core fewer than this process may use when ``overlap`` (that core bins), else 0.
+        overlap: run ONNX Runtime on the next batch while histogramming the current one.
     Returns:
         {tensor name: HistogramCollector}, in ``tensor_names`` order.
     """
-    import onnxruntime as ort
-
     names = as_name_map(onnx_model)
     tensor_names = list(tensor_names or float_tensors(onnx_model))
     collectors = {name: HistogramCollector(name, num_bins) for name in tensor_names}
     fetched = [name for name in tensor_names if name != names.input_name]
-    session = ort.InferenceSession(
-        expose_tensors(onnx_model, fetched).SerializeToString(), providers=list(providers)
+    if intra_op_threads is None:
+        intra_op_threads = max(1, _usable_cores() - 1) if overlap else 0
+    session = calibration_session(
+        onnx_model, fetched, providers=providers, intra_op_threads=intra_op_threads
     )
-    start, images, count = time.perf_counter(), 0, 0
-    for batch in batches:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        values = session.run(fetched, {names.input_name: batch})
+    start, images, count, binning = time.perf_counter(), 0, 0, 0.0
+    for batch, values in _model_outputs(session, fetched, names.input_name, batches, overlap):
+        began = time.perf_counter()
         if names.input_name in collectors:
             collectors[names.input_name].collect(batch)
         for name, value in zip(fetched, values, strict=True):
             collectors[name].collect(value)
+        del values  # free this batch's outputs before the next one arrives
+        binning += time.perf_counter() - began
         images += batch.shape[0]
         count += 1
     if count == 0:
         raise DataError("no calibration batches")
     logger.info(
-        "collected %d tensors over %d images (%d batches) in %.1f s",
+        "collected %d tensors over %d images (%d batches) in %.1f s (%.1f s histogramming)",
         len(collectors),
         images,
         count,
         time.perf_counter() - start,
+        binning,
     )
     return collectors
 

@@ -5,11 +5,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tao_qat.common.errors import DataError
 from tao_qat.export.calibration import HistogramCollector, entropy_amax
 from tao_qat.export.calibration_cache import read_calibration_cache, write_calibration_cache
 from tao_qat.export.ptq import (
     amax_from_histograms,
     calibrate_onnx,
+    calibration_session,
     collect_histograms,
     float_tensors,
     layer_amax,
@@ -145,3 +147,39 @@ def test_histograms_save_and_load(tmp_path):
 
 def test_model_is_valid_onnx():
     onnx.checker.check_model(tiny_model())
+
+
+@pytest.mark.parametrize("overlap, threads", [(False, 1), (True, 0), (True, 2)])
+def test_overlapped_collection_gives_the_same_histograms_as_serial(overlap, threads):
+    # five batches of different sizes and ranges: the worker thread runs batch k + 1 while
+    # batch k is binned; the histograms must not depend on that
+    batches = [RNG.random((n, 2, 4, 4), dtype=np.float32) * s for n, s in ((3, 1), (1, 4), (2, 2))]
+    batches += [-batches[0], batches[1] * 0.5]
+    reference = collect_histograms(tiny_model(), batches, overlap=False, intra_op_threads=1)
+    collectors = collect_histograms(
+        tiny_model(), batches, overlap=overlap, intra_op_threads=threads
+    )
+    assert list(collectors) == list(reference)
+    for name, collector in collectors.items():
+        for a, b in zip(collector.histogram(), reference[name].histogram(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert collector.count == reference[name].count
+    assert collectors["input_1"].count == (3 + 1 + 2 + 3 + 1) * 2 * 16  # images x C x H x W
+
+
+def test_overlapped_collection_reports_no_batches_and_model_errors():
+    with pytest.raises(DataError, match="no calibration batches"):
+        collect_histograms(tiny_model(), iter([]))
+    wrong = [BATCHES[0], RNG.random((2, 3, 4, 4), dtype=np.float32)]  # 3 channels, model takes 2
+    with pytest.raises(Exception, match="input_1|dimensions|Got"):
+        collect_histograms(tiny_model(), wrong)
+
+
+def test_calibration_session_exposes_the_requested_tensors():
+    session = calibration_session(tiny_model(), ["relu1/Relu:0", "add_1/add:0"])
+    outputs = [o.name for o in session.get_outputs()]
+    assert outputs == ["output_cov/Sigmoid", "relu1/Relu:0", "add_1/add:0"]
+    relu, add = session.run(["relu1/Relu:0", "add_1/add:0"], {"input_1": BATCHES[0]})
+    expected = numpy_forward(BATCHES[0])
+    np.testing.assert_allclose(relu, expected["relu1/Relu:0"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(add, expected["add_1/add:0"], rtol=1e-5, atol=1e-6)
