@@ -4,6 +4,8 @@ Command modules are imported only when their command runs (or for ``--help``), a
 TensorFlow only inside the command body, so ``qat --help`` and ``qat validate_spec`` stay fast.
 Errors a user can cause (``QatError``, missing files, click usage errors) print one line on
 stderr and exit non-zero; ``-v/--verbose`` (on the group or the command) adds the traceback.
+Log records go to stderr through one handler on the root logger (``setup_logging``): warnings as
+the plain message, everything as ``LEVEL logger: message`` with ``-v``.
 """
 
 import importlib
@@ -34,19 +36,62 @@ COMMANDS = {
 
 _state = {"verbose": False}
 
+PLAIN_FORMAT = "%(message)s"
+VERBOSE_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current ``sys.stderr`` (looked up per record, so a replaced stderr, e.g.
+    pytest's capture, receives the messages)."""
+
+    def __init__(self):
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+
+def setup_logging(verbose=False):
+    """Give the root logger one stderr handler of ours (installed once).
+
+    Default: warnings and errors as the plain message, one line each. ``verbose``: everything
+    from DEBUG up, as ``LEVEL logger: message``. With a handler on the root logger, libraries
+    that call ``logging.basicConfig()`` on the fly (absl does when it first logs) change
+    nothing, so our warnings never turn into ``WARNING:name:message``.
+    """
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        root.addHandler(handler)
+    handler.setFormatter(logging.Formatter(VERBOSE_FORMAT if verbose else PLAIN_FORMAT))
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if verbose:
+        _state.setdefault("root_level", root.level)
+        root.setLevel(logging.DEBUG)
+    elif "root_level" in _state:  # an earlier run in this process was verbose
+        root.setLevel(_state.pop("root_level"))
+    return handler
+
 
 def set_verbose(ctx, param, value):
     """click callback for ``-v/--verbose``: remember that tracebacks may be shown."""
     if value:
         _state["verbose"] = True
         os.environ["TAO_QAT_VERBOSE"] = "1"
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        setup_logging(verbose=True)
     return value
 
 
 verbose_option = click.option(
-    "-v", "--verbose", is_flag=True, expose_value=False, is_eager=True, callback=set_verbose,
-    help="Show debug logging and full tracebacks.",
+    "-v",
+    "--verbose",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=set_verbose,
+    help="Show debug logging, TensorFlow's C++ log and full tracebacks.",
 )
 
 
@@ -84,6 +129,8 @@ def _command_name(argv):
 def main(argv=None):
     """Console-script entry point: run ``qat`` and turn errors into one line + exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _state["verbose"] = False  # per run (tests run several in one process); -v sets it again
+    setup_logging(verbose=False)
     prefix = "qat" + (f" {_command_name(argv)}" if _command_name(argv) else "")
     try:
         code = cli.main(args=argv, prog_name="qat", standalone_mode=False)

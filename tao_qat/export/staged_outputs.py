@@ -6,7 +6,9 @@ Each output is first written under its final file name inside a hidden staging f
 over its final name (same file system: ``os.replace`` is atomic) only once everything has been
 written; an exception discards the staging folders. A failed or killed export therefore leaves
 no file under a final name (a kill can leave a hidden staging folder behind), and running the
-same command again succeeds.
+same command again succeeds. An ``OSError`` leaving the block (a full disk while writing a
+staged file) names the final output, not its staged copy, so the user's one-line error names
+the file they asked for.
 """
 
 import os
@@ -63,8 +65,26 @@ class StagedOutputs:
         """Return the path to write ``final_path``'s content to (it does not exist yet)."""
         final = _key(final_path)
         if final not in self._staged:
-            self._staged[final] = self.staging_folder(final.parent) / final.name
+            try:
+                folder = self.staging_folder(final.parent)
+            except OSError as exc:  # the staging folder cannot be created (full disk)
+                if Path(exc.filename or "").name.startswith(STAGING_PREFIX):
+                    exc.filename = str(final)
+                raise
+            self._staged[final] = folder / final.name
         return self._staged[final]
+
+    def final_name(self, path):
+        """The final path that ``path`` (a staged file, or anything inside a staging folder)
+        stands for; None for paths outside the staging folders."""
+        path = _key(path)
+        for final, staged in self._staged.items():
+            if path == staged:
+                return final
+        for folder, staging in self._folders.items():
+            if path == staging or staging in path.parents:
+                return folder / path.relative_to(staging)
+        return None
 
     def as_seen_from_staging(self, folder, final_path):
         """A path that lies, relative to ``folder``'s staging folder, where ``final_path`` lies
@@ -97,6 +117,12 @@ class StagedOutputs:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, exc, traceback):
         self.discard()
+        if isinstance(exc, OSError):
+            for attribute in ("filename", "filename2"):
+                name = getattr(exc, attribute)
+                final = self.final_name(name) if isinstance(name, str | os.PathLike) else None
+                if final is not None:
+                    setattr(exc, attribute, str(final))
         return False

@@ -4,13 +4,16 @@
 epoch (``epoch_record``), ``SUCCESS``/``FAILURE`` at the end. Every record carries TAO's envelope
 (``date``, ``time``, ``status``, ``verbosity``, ``message``); epoch records add flat fields
 (fractions, seconds) and TAO's nested ``graphical`` / ``kpi`` / ``categorical`` blocks (AP in
-percent, as TAO writes them). Lines are appended with flush + fsync; a line cut by a kill is
-dropped when the file is reopened, and on resume records of epochs after the resumed
-checkpoint are dropped so the file reads as one consistent run.
+percent, as TAO writes them). Lines are appended with fsync; a line cut by a kill is dropped
+when the file is reopened, and on resume records of epochs after the resumed checkpoint are
+dropped so the file reads as one consistent run. A line that cannot be appended (full disk) is
+cut off again and raises an ``OSError`` naming ``status.json`` and the epoch (one line for the
+user: ``<results>/status.json: cannot append the status of epoch N (No space left on device)``).
 
 TensorFlow is imported only by ``TensorBoardWriter`` (the JSON part is TF-free).
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -139,10 +142,11 @@ def repair_status_file(path):
 
 
 def read_status(path):
-    """The records of a status file (list of dicts); unparsable lines are skipped."""
+    """The records of a status file (list of dicts); unparsable lines are skipped. Not a
+    regular file (missing, or a device such as /dev/full, which never ends): no records."""
     records = []
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         return records
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
@@ -152,6 +156,25 @@ def read_status(path):
         except json.JSONDecodeError:
             logger.warning("%s: skipping an unreadable line", path)
     return records
+
+
+def _append(path, data):
+    """Append ``data`` (bytes) to ``path`` and fsync; on failure (full disk) cut the file back to
+    its former size, so no partial line is left for the next record to be glued to."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # not a regular file (/dev/full)
+                os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
 
 
 class StatusLog:
@@ -168,6 +191,7 @@ class StatusLog:
     def __init__(self, path, resume_epoch=None, enabled=True):
         self.path = Path(path)
         self.enabled = enabled
+        self._failed = False  # an append of this log failed
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +203,8 @@ class StatusLog:
                 atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record, status="RUNNING", message=None, verbosity="INFO"):
-        """Append ``record`` (dict) with TAO's envelope fields; flush and fsync."""
+        """Append ``record`` (dict) with TAO's envelope fields and fsync (OSError naming the
+        file and epoch if it cannot be appended)."""
         if not self.enabled:
             return
         now = datetime.now()
@@ -196,14 +221,31 @@ class StatusLog:
         if message:
             full["message"] = message
         line = json.dumps(full, allow_nan=False) + "\n"
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            _append(self.path, line.encode("utf-8"))
+        except OSError as exc:
+            self._failed = True
+            epoch = record.get("epoch")
+            what = f"the status of epoch {epoch}" if epoch is not None else f"the {status} status"
+            reason = exc.strerror or str(exc)
+            raise OSError(exc.errno, f"cannot append {what} ({reason})", str(self.path)) from exc
 
     def event(self, status, message):
-        """Append a record without epoch data, e.g. ``event("STARTED", "Starting training")``."""
-        self.write({}, status=status, message=message)
+        """Append a record without epoch data, e.g. ``event("STARTED", "Starting training")``.
+
+        A ``FAILURE`` record is written while another error propagates: if it cannot be
+        appended (full disk), that is logged as one warning (none if an earlier line of this
+        log already failed) instead of replacing the error being reported.
+        """
+        if status != "FAILURE":
+            self.write({}, status=status, message=message)
+            return
+        failed_before = self._failed
+        try:
+            self.write({}, status=status, message=message)
+        except OSError as exc:
+            if not failed_before:
+                logger.warning("%s: %s", exc.filename, exc.strerror)
 
 
 class TensorBoardWriter:

@@ -10,7 +10,8 @@ SIGSTOP, shrinks the tmpfs to the space used plus a margin read from the files o
 checkpoint (env ``FULL_DISK_MARGIN``: ``half_hdf5`` = half a ``model.epoch-<E>.hdf5``, so the
 next one cannot be written; ``hdf5_and_half_checkpoint`` = one .hdf5 plus half a resumable
 checkpoint, so the next .hdf5 fits and its checkpoint does not), and resumes it with SIGCONT.
-Then it lists every file on the tmpfs (hidden ones too), copies MOUNT to COPY and unmounts.
+Then it lists every file (``files``) and every file and folder (``entries``) on the tmpfs,
+hidden ones too, copies MOUNT to COPY and unmounts.
 Run as root, or under ``unshare -rm``. Exit code 77 (and a message on stderr) when the tmpfs
 cannot be mounted.
 """
@@ -92,9 +93,9 @@ def main(argv):
             _shrink_after(process, mount, watch, report)
         out, err = process.communicate(timeout=600)
         report.update(returncode=process.returncode, stdout=out, stderr=err)
-        report["files"] = sorted(
-            p.relative_to(mount).as_posix() for p in mount.rglob("*") if p.is_file()
-        )
+        entries = sorted(mount.rglob("*"))
+        report["files"] = [p.relative_to(mount).as_posix() for p in entries if p.is_file()]
+        report["entries"] = [p.relative_to(mount).as_posix() for p in entries]
         report["free"] = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
         shutil.copytree(mount, copy, dirs_exist_ok=True)
     finally:

@@ -4,14 +4,22 @@ or the spec field, or a counted, reported skip; never a traceback, never silent.
 - an image the TFRecords reference is truncated or deleted after conversion (train, validation);
 - a KITTI label with a NaN, infinite or non-numeric coordinate, or a missing field;
 - boxes partly or entirely outside the image, inverted boxes, classes the spec does not map;
-- an empty training or validation split (a source with zero records, no validation fold).
+- an empty training or validation split (a source with zero records, no validation fold);
+- TensorFlow's C++ log (``Premature end of JPEG data`` for a truncated JPEG) stays off stderr,
+  next to the one error line, unless ``-v`` or the user's own ``TF_CPP_MIN_LOG_LEVEL``.
 """
 
+import io
 import json
+import re
 import shutil
+import subprocess
+import sys
 
+import numpy as np
 import pytest
-from reliability_helpers import edit_spec, tiny_project
+from PIL import Image
+from reliability_helpers import QAT_ENV, edit_spec, qat_command, tiny_project
 
 from tao_qat.common.tensorflow_setup import tf
 from tao_qat.data.synthetic import write_synthetic_kitti
@@ -229,4 +237,86 @@ def test_train_names_the_spec_field_of_an_empty_split(case, project, run_qat, ca
     code, _, err = run_qat("train", "-e", spec, "-r", root / "results")
     assert code == 1
     assert _error_line(err) == message.format(root=root)
+    assert not (root / "results" / "model.epoch-1.hdf5").exists()
+
+
+# A TensorFlow C++ log line: ``E0000 00:00:1795864893.093971   13696 jpeg_mem.cc:331] ...``.
+_TF_CPP_LOG_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+
+
+def _truncated_jpeg(size=64):
+    """Bytes of a random RGB JPEG of size x size, cut in half (libjpeg decodes the first rows
+    and logs "Premature end of JPEG data"; TensorFlow then fails the decode)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
+
+
+def _env(**settings):
+    """QAT_ENV without the TensorFlow log settings (tests/conftest.py sets one), plus
+    ``settings``."""
+    env = {k: v for k, v in QAT_ENV.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TAO_QAT_VERBOSE")}
+    return {**env, **settings}
+
+
+_DECODE_SNIPPET = """
+import sys
+from tao_qat.common.errors import DataError
+from tao_qat.common.tensorflow_setup import tf
+from tao_qat.data.decode import decode_images, reraise_data_errors
+images = decode_images(tf.data.Dataset.from_tensor_slices({"image_path": [sys.argv[1]]}), 3)
+try:
+    with reraise_data_errors():
+        list(images)
+except DataError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "settings, log_shown",
+    [({}, False), ({"TAO_QAT_VERBOSE": "1"}, True), ({"TF_CPP_MIN_LOG_LEVEL": "2"}, True)],
+    ids=["default", "verbose", "user_log_level"],
+)
+def test_tensorflow_cpp_log_of_a_truncated_jpeg_only_with_verbose(tmp_path, settings, log_shown):
+    image = tmp_path / "truncated.jpg"
+    image.write_bytes(_truncated_jpeg())
+    done = subprocess.run(
+        [sys.executable, "-c", _DECODE_SNIPPET, str(image)],
+        capture_output=True,
+        text=True,
+        env=_env(**settings),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    error = f"error: {image}: cannot decode image (corrupt or not an image)"
+    lines = done.stderr.splitlines()
+    assert error in lines
+    premature = [line for line in lines if "Premature end of JPEG data" in line]
+    if log_shown:
+        assert len(premature) == 1 and _TF_CPP_LOG_LINE.match(premature[0]), lines
+    else:
+        assert lines == [error]
+
+
+@pytest.mark.slow
+def test_train_on_a_truncated_jpeg_prints_one_line_and_no_tensorflow_log(project):
+    # The PNG file of a training image is replaced by a truncated JPEG (TensorFlow decodes by
+    # content, not by extension); ``qat train`` runs as the user runs it: its own process, no
+    # TF_CPP_MIN_LOG_LEVEL, no -v.
+    root, spec = project
+    image = root / "kitti" / "train" / "image_2" / "000003.png"
+    image.write_bytes(_truncated_jpeg())
+    done = subprocess.run(
+        qat_command("train", "-e", spec, "-r", root / "results"),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stderr.splitlines() == [
+        f"qat train: error: {image}: cannot decode image (corrupt or not an image)"
+    ]
     assert not (root / "results" / "model.epoch-1.hdf5").exists()

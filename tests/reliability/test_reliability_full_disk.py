@@ -5,9 +5,12 @@ with the reason when neither works), lets training write its first checkpoint, t
 the tmpfs so that the second one cannot be written: its ``model.epoch-2.hdf5`` (h5py fails), or
 only its resumable TensorFlow checkpoint (SaveV2 fails). Expected: exit 1 with one line naming
 the file, "No space left on device" and the checkpoint kept; the first checkpoint intact and
-loadable; no temp file left on the tmpfs. The tmpfs is always unmounted (and copied out first).
+loadable; no temp file left on the tmpfs. ``qat export`` on a full tmpfs names the final ONNX
+(not its staged copy) and leaves no staging folder. The tmpfs is always unmounted (and copied
+out first).
 """
 
+import errno
 import json
 import os
 import subprocess
@@ -24,6 +27,7 @@ from reliability_helpers import (
     tiny_project,
 )
 
+from tao_qat.export.staged_outputs import StagedOutputs
 from tao_qat.training.checkpoints import list_checkpoints
 
 HELPER = Path(__file__).resolve().parent / "full_disk_run.py"
@@ -120,13 +124,37 @@ def test_export_on_a_full_disk_fails_cleanly(tmp_path, run_qat):
     err = report["stderr"]
     assert report["returncode"] == 1, err[-3000:]
     assert "Traceback" not in err and "internal error" not in err
-    lines = _error_lines(err, "export")
-    assert len(lines) == 1, err[-2000:]
-    # The file named is the ONNX being written in the export's hidden staging folder
-    # (``<out>/.qat_export_<random>/model.onnx``), removed since.
-    assert lines[0].startswith(f"qat export: error: {output.parent}/"), lines
-    assert lines[0].endswith("/model.onnx: No space left on device"), lines
-    assert report["files"] == []  # no ONNX, no staging folder, no temp file
+    # The ONNX is written into the export's hidden staging folder
+    # (``<out>/.qat_export_<random>/model.onnx``); the line names the output the user asked for.
+    assert _error_lines(err, "export") == [
+        f"qat export: error: {output}: No space left on device"
+    ], err[-2000:]
+    assert ".qat_export_" not in err
+    # No ONNX, no temp file, no staging folder: only the (empty) output folder export created.
+    assert report["files"] == []
+    assert report["entries"] == ["out"]
+
+
+def test_errors_inside_the_staging_folder_name_the_final_output(tmp_path):
+    # What ``atomic_path`` raises on a full disk while writing a staged file: an OSError naming
+    # the staged path. Leaving the block, it names the final output; the staging folder goes.
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as caught, StagedOutputs() as staged:
+        onnx = staged.stage(out / "model.onnx")
+        staged.stage(out / "labels.txt").write_text("car\n")
+        assert onnx.parent.name.startswith(".qat_export_") and onnx.parent.parent == out
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(onnx))
+    assert (caught.value.filename, caught.value.strerror) == (
+        str(out / "model.onnx"),
+        "No space left on device",
+    )
+    assert list(out.iterdir()) == []
+    # Paths outside the staging folders are left as they are.
+    elsewhere = str(tmp_path / "model.hdf5")
+    with pytest.raises(OSError) as caught, StagedOutputs() as staged:
+        staged.stage(out / "model.onnx")
+        raise OSError(errno.EIO, os.strerror(errno.EIO), elsewhere)
+    assert caught.value.filename == elsewhere
 
 
 def _tiny_detector(path):
