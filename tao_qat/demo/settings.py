@@ -42,7 +42,7 @@ class DemoSettings:
     max_learning_rate: float = 5e-4
     qat_learning_rate: float = 1e-4
     validation_period: int = 5
-    prune_target_ratio: float = 0.6
+    prune_target_ratio: float = 0.5
     calibration_batches: int = 8
     benchmark_runs: int = 20
     benchmark_batch_sizes: tuple = (1, 4)
