@@ -43,32 +43,54 @@ class AutoWeightingCallback(keras.callbacks.Callback):
 class DivergenceGuard(keras.callbacks.Callback):
     """Stop with one line naming the epoch and step when training diverges.
 
-    Checks the loss after every step and, at epoch end, that every float weight is finite (a
+    Checks the loss of every step and, at epoch end, that every float weight is finite (a
     step whose loss is still finite can write NaN or infinite weights). Place it before the
     checkpoint callback: the epoch end check then runs before the save, so a diverged model is
     never written under a final name. The message names the newest complete checkpoint, kept.
+
+    The step losses arrive as tensors (``_supports_tf_logs``) and are read in groups, every
+    ``check_steps`` steps and at epoch end, instead of one host sync per step; the message still
+    names the first step whose loss is not finite, and training stops at most ``check_steps``
+    - 1 steps after it (1 = read every step). A step count, not a time, so that every worker
+    of a multi-worker run stops after the same step.
     """
 
-    def __init__(self, results_dir):
+    def __init__(self, results_dir, check_steps=10):
         super().__init__()
+        self._supports_tf_logs = True
         self.results_dir = results_dir
+        self.check_steps = max(int(check_steps), 1)
         self.epoch = 0
         self.steps = None
+        self._pending = []  # (step, loss tensor or number) not read yet
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
+        self._pending = []
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps = batch + 1
-        loss = float((logs or {}).get("loss", 0.0))
-        if not math.isfinite(loss):
-            raise TrainingDiverged(self._message(f"step {batch + 1}", f"the loss is {loss}"))
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        self._pending.append((batch + 1, loss))
+        if len(self._pending) >= self.check_steps:
+            self._check_losses()
 
     def on_epoch_end(self, epoch, logs=None):
+        self._check_losses()
         name = first_non_finite_weight(self.model)
         if name is not None:
             where = f"end (step {self.steps})" if self.steps else "end"
             raise TrainingDiverged(self._message(where, f"weight {name} is not finite"))
+
+    def _check_losses(self):
+        """Raise TrainingDiverged at the first pending step whose loss is not finite."""
+        pending, self._pending = self._pending, []
+        for step, loss in pending:
+            value = float(loss)
+            if not math.isfinite(value):
+                raise TrainingDiverged(self._message(f"step {step}", f"the loss is {value}"))
 
     def _message(self, where, what):
         latest = find_latest_checkpoint(self.results_dir) if self.results_dir else None
@@ -207,6 +229,7 @@ class StatusCallback(keras.callbacks.Callback):
 
     def __init__(self, status_log, tensorboard, cost, num_epochs, progress, validation=None):
         super().__init__()
+        self._supports_tf_logs = True  # the step hook ignores logs: no per-step conversion
         self.status_log = status_log
         self.tensorboard = tensorboard
         self.cost = cost

@@ -4,6 +4,12 @@ Per step it shows ``epoch E/N step s/S``, the running mean loss of the epoch (Ke
 ``logs["loss"]``), the learning rate of the latest step, images/s and the ETA: a live bar on a
 terminal, plain lines every ``every_seconds`` seconds (and/or ``every_steps`` steps) otherwise.
 Use ``model.fit(..., verbose=0)`` so Keras's own progress bar does not interleave.
+
+The callback takes Keras's step logs as tensors (``_supports_tf_logs``) and reads the loss and
+learning rate only when a line or the bar is drawn, so it adds no host sync per step.
+images/s of an epoch (``last_epoch_images_per_second``, written to status.json) counts every
+step of the epoch, from ``on_epoch_begin`` to ``on_epoch_end`` (before any epoch-end work of the
+later callbacks: validation, status, checkpoints).
 """
 
 import time
@@ -40,6 +46,7 @@ class ProgressCallback(keras.callbacks.Callback):
         enabled=True,
     ):
         super().__init__()
+        self._supports_tf_logs = True  # logs stay tensors; read only when shown
         self.steps_per_epoch = steps_per_epoch
         self.num_epochs = num_epochs
         self.global_batch_size = global_batch_size
@@ -67,10 +74,10 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.progress is None:
             return
-        logs = logs or {}
         fields = {}
-        if "loss" in logs:
-            fields["loss"] = float(logs["loss"])
+        if logs and "loss" in logs:
+            loss = logs["loss"]
+            fields["loss"] = lambda: float(loss)  # read (host sync) only when displayed
         fields["lr"] = self._learning_rate
         self.progress.update(1, items=self.global_batch_size, **fields)
 
