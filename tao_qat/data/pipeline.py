@@ -12,7 +12,9 @@ repeated and augmented; "validation" and "train_eval" (the training set, for
 --use_training_set) are neither. Per element: decode (JPEG/PNG) -> one warp with the
 preprocessing and augmentation matrix -> colour matrix -> boxes through the same matrix,
 clipped and filtered. Randomness is stateless, seeded by (random_seed, element position), so
-equal seeds give equal streams. Decode failures name the file (see ``tao_qat.data.decode``).
+equal seeds give equal streams, and ``start`` (a resumed training run) continues a stream
+exactly where an uninterrupted run would be. Decode failures name the file (see
+``tao_qat.data.decode``).
 """
 
 import logging
@@ -152,6 +154,7 @@ def build_dataset(
     max_boxes=None,
     drop_remainder=None,
     records=None,
+    start=0,
 ):
     """Build the batched input pipeline of ``split`` ("train", "validation" or "train_eval").
 
@@ -167,6 +170,9 @@ def build_dataset(
         drop_remainder: default True when repeating (static batch size), else False (the last
             batch is partial; nothing is wrapped around).
         records: a SplitRecords already loaded for this split (skips reading the TFRecords).
+        start: number of examples of the (shuffled, repeated) stream to skip, e.g. epochs done
+            x steps per epoch x global batch when resuming; the shuffle order and the
+            augmentation of every later example are those of an uninterrupted stream.
     Returns:
         tf.data.Dataset of batch dicts (see the module docstring).
     """
@@ -193,10 +199,12 @@ def build_dataset(
         dataset = dataset.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
+    if start:
+        dataset = dataset.skip(start)  # before decoding when not cached: cheap
     if not cached:
         dataset = decode_images(dataset, pre.channels)
     example_fn = make_example_fn(pre, spatial, color, max_boxes, seed)
-    dataset = dataset.enumerate().map(example_fn, num_parallel_calls=_AUTOTUNE)
+    dataset = dataset.enumerate(start=start).map(example_fn, num_parallel_calls=_AUTOTUNE)
     dataset = dataset.padded_batch(
         batch_size,
         padded_shapes={

@@ -57,6 +57,7 @@ class TrainResult:
     resumed_from_epoch: int
     records: list
     validation: dict
+    stopped_early_at_epoch: int | None = None
 
 
 def final_model_path(results_dir, model_name):
@@ -175,16 +176,6 @@ def run_train(options):
     def add_targets(batch_dict):
         return {**batch_dict, "targets": encoder(batch_dict)}
 
-    train_dataset = build_dataset(
-        experiment, "train", batch_size=batch, spec_dir=spec_dir, targets_fn=add_targets,
-        records=train_records,
-    )
-    # Multi-worker: every worker runs the same (seeded) pipeline and takes its share of each
-    # global batch (the records are in memory, so there are no files to shard).
-    data_options = tf.data.Options()
-    data_options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA)
-    train_dataset = train_dataset.with_options(data_options)
     with mixed_precision(use_mixed_precision(experiment.model_config)), strategy.scope():
         detector = build_or_load_model(
             experiment.model_config, training.regularizer, len(class_names), shape,
@@ -203,10 +194,11 @@ def run_train(options):
         train_model = DetectNetTrainModel(detector, cost)
         train_model.compile(optimizer=optimizer)
 
+    controller = getattr(schedule, "controller", None)  # early-stopping state, or None
+
     def checkpoint_objects():
         objects = {"model": detector, "optimizer": optimizer,
                    "objective_weights": cost.objective_weights}
-        controller = getattr(schedule, "controller", None)
         if controller is not None:
             objects["early_stopping"] = controller
         return objects
@@ -217,25 +209,49 @@ def run_train(options):
         with strategy.scope():
             initial_epoch = restore_checkpoint(latest, checkpoint_objects())
         options.echo(f"Resuming from epoch {initial_epoch} ({latest.path})")
+    # A resumed run continues the example stream where an uninterrupted run would be.
+    train_dataset = build_dataset(
+        experiment, "train", batch_size=batch, spec_dir=spec_dir, targets_fn=add_targets,
+        records=train_records, start=initial_epoch * steps * batch,
+    )
+    # Multi-worker: every worker runs the same (seeded) pipeline and takes its share of each
+    # global batch (the records are in memory, so there are no files to shard).
+    data_options = tf.data.Options()
+    data_options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    train_dataset = train_dataset.with_options(data_options)
     if chief:
         atomic_write_text(results_dir / SPEC_COPY, read_spec_text(options.spec_path))
 
     progress = ProgressCallback(steps, num_epochs, batch, enabled=chief)
-    validation = None
+    validation = validation_cost = None
     if has_validation:
+        epochs_to_validate = validation_epochs(experiment.evaluation_config, num_epochs)
+        echo = options.echo if chief else (lambda _: None)
         validation = cb.ValidationCallback(
             detector,
             DetectionScorer.from_spec(experiment),
             build_dataset(experiment, "validation", spec_dir=spec_dir),
-            validation_epochs(experiment.evaluation_config, num_epochs),
-            echo=options.echo if chief else (lambda _: None),
+            epochs_to_validate,
+            echo=echo,
         )
+        validation_cost = cb.ValidationCostCallback(
+            detector, cost,
+            build_dataset(experiment, "validation", spec_dir=spec_dir, targets_fn=add_targets),
+            epochs_to_validate, controller=controller, echo=echo,
+        )
+    elif controller is not None:
+        raise SpecError(
+            "training_config.learning_rate.early_stopping_annealing_schedule: needs validation "
+            "data (dataset_config.validation_fold or validation_data_source)")
+    stopped_before = controller is not None and bool(controller.should_stop.numpy())
     # Epoch lines after the checkpoint resumed from (or all, with none) are from a killed run.
     status_log = StatusLog(results_dir / "status.json", resume_epoch=initial_epoch, enabled=chief)
     tensorboard = TensorBoardWriter(results_dir / EVENTS_DIRNAME, enabled=chief)
     callbacks = [progress, cb.DivergenceGuard(results_dir), cb.AutoWeightingCallback(cost)]
-    callbacks += [validation] if validation else []
-    status = cb.StatusCallback(status_log, tensorboard, cost, num_epochs, progress, validation)
+    callbacks += [validation, validation_cost] if validation else []
+    status = cb.StatusCallback(status_log, tensorboard, cost, num_epochs, progress, validation,
+                               validation_cost)
     # Status before checkpoint: a kill right after checkpoint E must not lose epoch E's line.
     callbacks += [
         status,
@@ -250,7 +266,9 @@ def run_train(options):
         f"{batch} images, epochs {initial_epoch + 1}..{num_epochs}"
     )
     try:
-        if initial_epoch < num_epochs:
+        if stopped_before:
+            options.echo(f"Early stopping had already stopped training at epoch {initial_epoch}")
+        elif initial_epoch < num_epochs:
             with reraise_data_errors():
                 train_model.fit(train_dataset, epochs=num_epochs, initial_epoch=initial_epoch,
                                 steps_per_epoch=steps, callbacks=callbacks, verbose=0)
@@ -259,9 +277,12 @@ def run_train(options):
         raise
     finally:
         tensorboard.close()
+    stopped_at = initial_epoch if stopped_before else (
+        validation_cost.stopped_at if validation_cost else None)
     if chief:
         save_model(detector, final, force=True, key=options.key)
-        status_log.event("SUCCESS", f"Training finished: {final}")
+        how = f"stopped early at epoch {stopped_at}" if stopped_at else "finished"
+        status_log.event("SUCCESS", f"Training {how}: {final}")
     records = status.records
-    return TrainResult(final, num_epochs - initial_epoch, initial_epoch, records,
-                       validation.results if validation else {})
+    return TrainResult(final, len(records), initial_epoch, records,
+                       validation.results if validation else {}, stopped_at)

@@ -121,6 +121,25 @@ def test_same_seed_same_batches_other_seed_differs(dataset_root):
     assert any(not np.array_equal(x["images"], z["images"]) for x, z in zip(a, c, strict=True))
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_start_continues_the_stream_of_an_uninterrupted_run(dataset_root, cache):
+    """A resumed run (start = examples already consumed) sees the same frames in the same
+    order with the same augmentation as the uninterrupted stream, across reshuffled epochs."""
+    experiment = make_experiment(augmentation=STRONG_AUGMENTATION)
+
+    def examples(start, count):
+        dataset = build_dataset(experiment, "train", spec_dir=dataset_root, batch_size=1,
+                                cache=cache, start=start)
+        return [{k: v.numpy() for k, v in b.items()} for b in dataset.take(count)]
+
+    whole = examples(0, 14)
+    resumed = examples(9, 5)  # more than one epoch of the dataset in, mid-epoch
+    for x, y in zip(whole[9:], resumed, strict=True):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+    assert not np.array_equal(whole[0]["images"], resumed[0]["images"])
+
+
 def test_random_seed_of_the_spec_is_the_default(dataset_root):
     experiment = make_experiment(augmentation=STRONG_AUGMENTATION)
     default = first_batch(build_dataset(experiment, "train", spec_dir=dataset_root))

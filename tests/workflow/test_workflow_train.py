@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ def test_status_has_one_line_per_epoch_with_validation(trained_project):
         assert set(record["costs"]) == {"car", "person"}
         # first_validation_epoch 1, period 1: validated after every epoch.
         assert 0.0 <= record["mean_average_precision"] <= 1.0
+        assert np.isfinite(record["validation_cost"]) and record["validation_cost"] > 0
         assert set(record["average_precision"]) == {"car", "person"}
     # The learning rate follows the soft-start schedule: it changes between epochs.
     assert epochs[0]["learning_rate"] != epochs[1]["learning_rate"]
@@ -60,6 +62,34 @@ def test_no_resume_with_checkpoints_needs_force(trained_project, run_qat, tmp_pa
         assert code == 2 and "--no-resume" in err and "--force" in err
     finally:
         (tmp_path / "model.hdf5").rename(results / "weights" / "model.hdf5")
+
+
+def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(
+        trained_project, tmp_path):
+    """Delete everything after epoch 1 of a finished 2-epoch run and train again: the resumed
+    run sees the same shuffled, augmented batches, so it ends where the uninterrupted run did."""
+    from tao_qat.modeling.model_io import load_model_file
+    from tao_qat.training.trainer import TrainOptions, run_train
+
+    _, spec, results, _ = trained_project
+    resumed = tmp_path / "resumed"
+    shutil.copytree(results, resumed)
+    shutil.rmtree(resumed / "weights")
+    shutil.rmtree(resumed / "checkpoints" / "epoch-2")
+    (resumed / "model.epoch-2.hdf5").unlink()
+    result = run_train(TrainOptions(spec_path=str(spec), results_dir=str(resumed),
+                                    echo=lambda _: None))
+    assert result.resumed_from_epoch == 1 and result.epochs_trained == 1
+    expected = load_model_file(results / "weights" / "model.hdf5")
+    actual = load_model_file(result.model_path)
+    moved = 0
+    for want, got in zip(expected.get_weights(), actual.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+        moved += 1
+    assert moved > 10
+    first = load_model_file(results / "model.epoch-1.hdf5")
+    assert any(not np.allclose(a, b) for a, b in zip(first.get_weights(),
+                                                     actual.get_weights(), strict=True))
 
 
 def _epoch_lines(path):
