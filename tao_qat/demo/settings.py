@@ -1,4 +1,4 @@
-"""Demo sizes: the default run (about 25 minutes on 2 CPU cores) and ``--quick`` (minutes)."""
+"""Demo sizes: the default run (about 15 minutes on 2 free CPU cores) and ``--quick`` (minutes)."""
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,10 +37,10 @@ class DemoSettings:
     image_size: tuple = (384, 384)
     batch_size: int = 4
     fp32_epochs: int = 40
-    retrain_epochs: int = 15
+    retrain_epochs: int = 40
     qat_epochs: int = 8
     max_learning_rate: float = 5e-4
-    qat_learning_rate: float = 1e-4
+    qat_learning_rate: float = 1e-5
     validation_period: int = 5
     prune_target_ratio: float = 0.5
     calibration_batches: int = 8
