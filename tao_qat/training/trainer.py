@@ -170,6 +170,10 @@ def run_train(options):
     steps = steps_per_epoch(len(train_records), training.batch_size_per_gpu,
                             strategy.num_replicas_in_sync)
     has_validation = experiment.dataset_config.WhichOneof("dataset_split_type") is not None
+    if training.learning_rate.HasField("early_stopping_annealing_schedule") and not has_validation:
+        raise SpecError(
+            "training_config.learning_rate.early_stopping_annealing_schedule: needs validation "
+            "data (dataset_config.validation_fold or validation_data_source)")
 
     encoder = TargetEncoder.from_spec(experiment, shape[:2])
 
@@ -240,10 +244,6 @@ def run_train(options):
             build_dataset(experiment, "validation", spec_dir=spec_dir, targets_fn=add_targets),
             epochs_to_validate, controller=controller, echo=echo,
         )
-    elif controller is not None:
-        raise SpecError(
-            "training_config.learning_rate.early_stopping_annealing_schedule: needs validation "
-            "data (dataset_config.validation_fold or validation_data_source)")
     stopped_before = controller is not None and bool(controller.should_stop.numpy())
     # Epoch lines after the checkpoint resumed from (or all, with none) are from a killed run.
     status_log = StatusLog(results_dir / "status.json", resume_epoch=initial_epoch, enabled=chief)
