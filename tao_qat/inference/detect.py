@@ -49,8 +49,11 @@ class DetectionScorer:
             offset=bbox.offset,
         )
 
-    def detect(self, predictor, dataset, progress=None):
+    def detect(self, predictor, dataset, progress=None, on_batch=None):
         """Run ``predictor`` over ``dataset`` batches (pipeline dicts).
+
+        ``on_batch(batch, cov, bbox)``, when given, sees every batch with the raw network
+        outputs (e.g. to compute a cost in the same pass).
 
         Returns:
             (frame_ids list[str], detections list[Detections], ground_truth list[GroundTruth],
@@ -62,6 +65,8 @@ class DetectionScorer:
             start = time.perf_counter()
             cov, bbox = predictor(images)
             elapsed = (time.perf_counter() - start) / max(len(images), 1)
+            if on_batch is not None:
+                on_batch(batch, cov, bbox)
             detections += postprocess_batch(
                 cov, bbox, self.clustering, scale=self.scale, offset=self.offset,
                 image_size=self.image_size,
@@ -79,9 +84,10 @@ class DetectionScorer:
         """EvaluationResult of detections against ground truth (network-input pixels)."""
         return self.evaluation.evaluate(detections, ground_truth, self.class_names)
 
-    def evaluate(self, predictor, dataset, progress=None):
+    def evaluate(self, predictor, dataset, progress=None, on_batch=None):
         """Detect on ``dataset`` and score: returns (EvaluationResult, median s/image)."""
-        _, detections, ground_truth, seconds = self.detect(predictor, dataset, progress)
+        _, detections, ground_truth, seconds = self.detect(predictor, dataset, progress,
+                                                           on_batch)
         result = self.score(detections, ground_truth)
         median = float(np.median(seconds)) if seconds else 0.0
         result.metadata.update(images=len(ground_truth), median_inference_seconds=median)

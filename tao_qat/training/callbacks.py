@@ -1,11 +1,11 @@
 """Keras callbacks of ``qat train``: auto-weighting, validation, divergence guard, status.
 
 Order matters at epoch end (Keras calls callbacks in list order): progress -> divergence guard
--> auto-weighting -> validation (AP) -> validation cost (early stopping) -> status ->
-checkpoint, so a diverged model is never saved, the checkpoint holds the updated objective
-weights and early-stopping state, and the status line carries the validation results. With
-dynamic loss scaling (``training_config.cost_scaling``), steps skipped for non-finite
-gradients are counted per epoch (``LossScaleTracker``), not fatal.
+-> auto-weighting -> validation (AP, cost, early stopping) -> status -> checkpoint, so a
+diverged model is never saved, the checkpoint holds the updated objective weights and
+early-stopping state, and the status line carries the validation results. With dynamic loss
+scaling (``training_config.cost_scaling``), steps skipped for non-finite gradients are counted
+per epoch (``LossScaleTracker``), not fatal.
 """
 
 import logging
@@ -179,25 +179,40 @@ class LossScaleTracker:
 class ValidationCallback(keras.callbacks.Callback):
     """Evaluate the detector on the validation set at the given (1-based) epochs.
 
-    Prints the per-class table and stores the EvaluationResult in ``self.results[epoch]``.
+    One pass over the validation batches gives the AP table (printed; the EvaluationResult in
+    ``self.results[epoch]``) and, when ``task_cost`` is given, TAO's "Validation cost": the
+    mean of the batch task costs (printed; ``self.costs[epoch]``). The cost feeds the
+    early-stopping controller when there is one; a stop decision sets ``model.stop_training``
+    (Keras finishes this epoch's callbacks, status and checkpoint, then ends ``fit``).
 
     Args:
         detector: the functional model being trained.
         scorer: ``inference.detect.DetectionScorer``.
-        dataset: validation tf.data.Dataset (no augmentation, not repeated).
+        dataset: validation tf.data.Dataset (no augmentation, not repeated); its batches carry
+            ``targets`` when ``task_cost`` is given.
         epochs: iterable of 1-based epochs to validate after.
+        task_cost: ``DetectNetTrainModel.task_cost`` or None (no cost).
+        controller: ``schedules.EarlyStoppingController`` or None.
         echo: function printing one string (the table).
+    Attributes:
+        results, costs: per validated epoch; stopped_at: epoch of the stop decision or None.
     """
 
-    def __init__(self, detector, scorer, dataset, epochs, echo=print):
+    def __init__(self, detector, scorer, dataset, epochs, task_cost=None, controller=None,
+                 echo=print):
         super().__init__()
         self.detector = detector
         self.scorer = scorer
         self.dataset = dataset
         self.epochs = set(epochs)
+        self.controller = controller
         self.echo = echo
         self.results = {}
+        self.costs = {}
+        self.stopped_at = None
         self._predictor = None
+        self._task_cost = None if task_cost is None else tf.function(
+            lambda batch, cov, bbox: task_cost(batch, cov, bbox)[0], reduce_retracing=True)
 
     def on_epoch_end(self, epoch, logs=None):
         completed = epoch + 1
@@ -205,72 +220,24 @@ class ValidationCallback(keras.callbacks.Callback):
             return
         if self._predictor is None:
             self._predictor = KerasPredictor(self.detector)
+        batch_costs = []
+
+        def add_cost(batch, cov, bbox):
+            batch_costs.append(float(self._task_cost(batch, cov, bbox)))
+
         start = time.perf_counter()
-        result, _ = self.scorer.evaluate(self._predictor, self.dataset)
+        result, _ = self.scorer.evaluate(self._predictor, self.dataset,
+                                         on_batch=add_cost if self._task_cost else None)
         self.results[completed] = result
         self.echo(
             f"Validation after epoch {completed} ({time.perf_counter() - start:.1f} s):\n"
             f"{format_table(result)}"
         )
+        if self._task_cost is not None:
+            self._observe_cost(completed, float(np.mean(batch_costs)) if batch_costs
+                               else math.nan)
 
-
-class ValidationCostCallback(keras.callbacks.Callback):
-    """Mean task cost on the validation set at the given (1-based) epochs (TAO's "Validation
-    cost": the mean of the batch costs); feeds the early-stopping controller when there is one.
-
-    A stop decision sets ``model.stop_training``: Keras finishes this epoch's callbacks (status,
-    checkpoint) and ends ``fit``.
-
-    Args:
-        detector: the functional model being trained (outputs output_cov / output_bbox).
-        cost: DetectNetCost.
-        dataset: validation tf.data.Dataset whose batches carry ``targets`` (not augmented).
-        epochs: iterable of 1-based epochs to compute the cost after.
-        controller: ``schedules.EarlyStoppingController`` or None.
-        echo: function printing one string.
-    Attributes:
-        costs: {epoch: mean validation cost}; stopped_at: epoch of the stop decision or None.
-    """
-
-    def __init__(self, detector, cost, dataset, epochs, controller=None, echo=print):
-        super().__init__()
-        self.detector = detector
-        self.cost = cost
-        self.dataset = dataset
-        self.epochs = set(epochs)
-        self.controller = controller
-        self.echo = echo
-        self.costs = {}
-        self.stopped_at = None
-        self._batch_cost = None
-
-    def _make_batch_cost(self):
-        from tao_qat.inference.predictor import output_indices
-
-        cov, bbox = output_indices(self.detector.output_names)
-
-        @tf.function
-        def batch_cost(batch):
-            outputs = self.detector(batch["images"], training=False)
-            targets = batch["targets"]
-            task_cost, _ = self.cost(targets, outputs[cov], outputs[bbox],
-                                     batch["source_weight"], targets.get("loss_masks"))
-            return task_cost
-
-        return batch_cost
-
-    def mean_cost(self):
-        """Mean task cost over the validation batches (float)."""
-        if self._batch_cost is None:
-            self._batch_cost = self._make_batch_cost()
-        costs = [float(self._batch_cost(batch)) for batch in self.dataset]
-        return float(np.mean(costs)) if costs else math.nan
-
-    def on_epoch_end(self, epoch, logs=None):
-        completed = epoch + 1
-        if completed not in self.epochs:
-            return
-        value = self.mean_cost()
+    def _observe_cost(self, completed, value):
         self.costs[completed] = value
         self.echo(f"Validation cost after epoch {completed}: {value:.6g}")
         if self.controller is None:
@@ -297,12 +264,10 @@ class StatusCallback(keras.callbacks.Callback):
         status_log: ``training.status.StatusLog``; tensorboard: ``TensorBoardWriter``.
         cost: DetectNetCost (class names, objective weights).
         num_epochs: total epochs; progress: the ProgressCallback (images/s of the epoch);
-        validation: the ValidationCallback or None; validation_cost: the
-        ValidationCostCallback or None.
+        validation: the ValidationCallback or None.
     """
 
-    def __init__(self, status_log, tensorboard, cost, num_epochs, progress, validation=None,
-                 validation_cost=None):
+    def __init__(self, status_log, tensorboard, cost, num_epochs, progress, validation=None):
         super().__init__()
         self._supports_tf_logs = True  # the step hook ignores logs: no per-step conversion
         self.status_log = status_log
@@ -311,7 +276,6 @@ class StatusCallback(keras.callbacks.Callback):
         self.num_epochs = num_epochs
         self.progress = progress
         self.validation = validation
-        self.validation_cost = validation_cost
         self._epoch_start = None
         self._train_start = None
         self._first_epoch = None
@@ -353,9 +317,7 @@ class StatusCallback(keras.callbacks.Callback):
             step=int(self.model.optimizer.iterations.numpy()),
             costs=_by_class(names, components),
             objective_weights=_by_class(names, weights),
-            validation_cost=(
-                self.validation_cost.costs.get(completed) if self.validation_cost else None
-            ),
+            validation_cost=self.validation.costs.get(completed) if self.validation else None,
             mean_average_precision=result.mean_average_precision if result else None,
             average_precision=(
                 {c.name: c.average_precision for c in result.classes} if result else None

@@ -37,16 +37,19 @@ class DetectNetTrainModel(keras.Model):
     def call(self, images, training=False):
         return self.detector(images, training=training)
 
+    def task_cost(self, batch, cov, bbox):
+        """(task cost scalar, per-(class, objective) costs [C, 2]) of the network outputs
+        ``cov`` [B, H/16, W/16, C] and ``bbox`` [B, H/16, W/16, 4C] against ``batch["targets"]``."""
+        targets = batch["targets"]
+        return self.cost(targets, cov, bbox, batch["source_weight"], targets.get("loss_masks"))
+
     def train_step(self, batch):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.detector.trainable_variables
         with tf.GradientTape() as tape:
             outputs = self.detector(batch["images"], training=True)
-            targets = batch["targets"]
-            task_cost, components = self.cost(
-                targets, outputs[self._cov], outputs[self._bbox], batch["source_weight"],
-                targets.get("loss_masks"),
-            )
+            task_cost, components = self.task_cost(batch, outputs[self._cov],
+                                                   outputs[self._bbox])
             regularization = (
                 tf.add_n([tf.cast(v, tf.float32) for v in self.detector.losses])
                 if self.detector.losses

@@ -228,30 +228,24 @@ def run_train(options):
         atomic_write_text(results_dir / SPEC_COPY, read_spec_text(options.spec_path))
 
     progress = ProgressCallback(steps, num_epochs, batch, enabled=chief)
-    validation = validation_cost = None
+    validation = None
     if has_validation:
-        epochs_to_validate = validation_epochs(experiment.evaluation_config, num_epochs)
-        echo = options.echo if chief else (lambda _: None)
         validation = cb.ValidationCallback(
             detector,
             DetectionScorer.from_spec(experiment),
-            build_dataset(experiment, "validation", spec_dir=spec_dir),
-            epochs_to_validate,
-            echo=echo,
-        )
-        validation_cost = cb.ValidationCostCallback(
-            detector, cost,
             build_dataset(experiment, "validation", spec_dir=spec_dir, targets_fn=add_targets),
-            epochs_to_validate, controller=controller, echo=echo,
+            validation_epochs(experiment.evaluation_config, num_epochs),
+            task_cost=train_model.task_cost,
+            controller=controller,
+            echo=options.echo if chief else (lambda _: None),
         )
     stopped_before = controller is not None and bool(controller.should_stop.numpy())
     # Epoch lines after the checkpoint resumed from (or all, with none) are from a killed run.
     status_log = StatusLog(results_dir / "status.json", resume_epoch=initial_epoch, enabled=chief)
     tensorboard = TensorBoardWriter(results_dir / EVENTS_DIRNAME, enabled=chief)
     callbacks = [progress, cb.DivergenceGuard(results_dir), cb.AutoWeightingCallback(cost)]
-    callbacks += [validation, validation_cost] if validation else []
-    status = cb.StatusCallback(status_log, tensorboard, cost, num_epochs, progress, validation,
-                               validation_cost)
+    callbacks += [validation] if validation else []
+    status = cb.StatusCallback(status_log, tensorboard, cost, num_epochs, progress, validation)
     # Status before checkpoint: a kill right after checkpoint E must not lose epoch E's line.
     callbacks += [
         status,
@@ -278,7 +272,7 @@ def run_train(options):
     finally:
         tensorboard.close()
     stopped_at = initial_epoch if stopped_before else (
-        validation_cost.stopped_at if validation_cost else None)
+        validation.stopped_at if validation else None)
     if chief:
         save_model(detector, final, force=True, key=options.key)
         how = f"stopped early at epoch {stopped_at}" if stopped_at else "finished"
